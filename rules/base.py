@@ -1,0 +1,201 @@
+"""The one engine interface every criteria set shares.
+
+Every criteria engine in ``rules`` takes its own typed inputs (frozen dataclasses
+defined next to the engine) plus ``as_of`` (a ``datetime.date``; the engines never
+read the clock) and returns an :class:`Assessment`.  The card builder, the
+remission timeline and the machine-readable card extension work on
+``Assessment`` alone, so no criteria set needs special handling downstream.
+
+Arithmetic at thresholds is exact: values are ``Decimal`` and comparisons use
+the helpers below (or cross-multiplication), never floats.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date
+from decimal import Decimal, localcontext
+from enum import Enum
+from typing import Mapping, Union
+
+Number = Union[Decimal, int]
+KeyValue = Union[Decimal, int, str, bool, None, date]
+
+
+class Outcome(str, Enum):
+    """Criteria-independent meaning of a category.
+
+    Used by the timeline (remission first met / lost), by card indicators and by
+    surveillance. Each engine maps its own categories onto these.
+    """
+
+    COMPLETE = "complete"          # CR, CMR, sCR, excellent, pCR, MRD-negative ...
+    PARTIAL = "partial"            # PR, PMR, VGPR, CRh, CRi, MLFS ...
+    MINOR = "minor"                # MR (IMWG, RANO) - a response below partial
+    STABLE = "stable"              # SD, NMR, non-CR/non-PD, indeterminate-but-stable
+    NO_RESPONSE = "no_response"    # ELN no response / refractory
+    PROGRESSION = "progression"    # PD, PMD, iCPD
+    RELAPSE = "relapse"            # relapse after complete remission (haematological, molecular)
+    UNCONFIRMED_PROGRESSION = "unconfirmed_progression"  # iUPD, PDu, suspected relapse
+    INDETERMINATE = "indeterminate"  # e.g. ATA indeterminate, RANO steroid rule
+    NOT_EVALUABLE = "not_evaluable"  # NE / insufficient data
+
+    @property
+    def is_remission(self) -> bool:
+        return self in (Outcome.COMPLETE, Outcome.PARTIAL)
+
+    @property
+    def is_loss(self) -> bool:
+        return self in (Outcome.PROGRESSION, Outcome.RELAPSE)
+
+
+@dataclass(frozen=True)
+class Source:
+    """The primary publication a criteria set comes from (shown on the card)."""
+
+    label: str
+    url: str
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """One rule that fired, in words a clinician can check.
+
+    rule:     stable identifier, e.g. ``"recist.target.pr"``
+    text:     plain sentence with the numbers, e.g. ``"Sum 70 mm is -30.0 % from baseline 100 mm (PR needs <= -30 %)"``
+    citation: where the threshold comes from, e.g. ``"Eisenhauer 2009 §4.3.1"``
+    refs:     FHIR references of the resources the numbers came from (filled by the mapper; may be empty)
+    """
+
+    rule: str
+    text: str
+    citation: str = ""
+    refs: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class TimepointResult:
+    """The category at one earlier (or the current) assessment, for the timeline."""
+
+    date: date
+    category: str
+    outcome: Outcome
+    values: Mapping[str, KeyValue] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Assessment:
+    """What an engine returns.
+
+    criteria:        the criteria set, e.g. ``"RECIST 1.1"``
+    category:        the paper's abbreviation, e.g. ``"PR"``, ``"CRh"``, ``"VGPR"``, ``"excellent"``
+    label:           the category in words, e.g. ``"partial response"``
+    outcome:         criteria-independent meaning (:class:`Outcome`)
+    assessment_date: date of the assessment the category applies to (None if nothing was assessable)
+    confirmed:       whether the category is confirmed by the criterion's own rule
+                     (RECIST >= 4 weeks, IMWG two consecutive assessments, ...). Categories that need no
+                     confirmation (e.g. a single pathology assessment) are confirmed=True.
+    values:          key numbers, machine-readable (Decimal for measurements; names with units,
+                     e.g. ``"baseline_sum_mm"``, ``"pct_change_from_baseline"``)
+    evidence:        every rule that fired, in order
+    history:         time-point results in date order (the last one is the current assessment)
+    missing:         what data was missing or unusable (plain phrases); non-empty for NE / insufficient data
+    notes:           caveats to show (interpretation choices, boundary conventions)
+    source:          primary publication
+    """
+
+    criteria: str
+    category: str
+    label: str
+    outcome: Outcome
+    assessment_date: date | None
+    confirmed: bool
+    source: Source
+    values: Mapping[str, KeyValue] = field(default_factory=dict)
+    evidence: tuple[Evidence, ...] = ()
+    history: tuple[TimepointResult, ...] = ()
+    missing: tuple[str, ...] = ()
+    notes: tuple[str, ...] = ()
+
+
+class EvidenceLog:
+    """Collects evidence while an engine works (a small helper, not required)."""
+
+    def __init__(self) -> None:
+        self._items: list[Evidence] = []
+
+    def add(self, rule: str, text: str, citation: str = "", refs: tuple[str, ...] = ()) -> None:
+        self._items.append(Evidence(rule=rule, text=text, citation=citation, refs=tuple(refs)))
+
+    def items(self) -> tuple[Evidence, ...]:
+        return tuple(self._items)
+
+
+# ---------------------------------------------------------------------------
+# Exact arithmetic helpers
+# ---------------------------------------------------------------------------
+
+PRECISION = 50
+
+
+def D(value: Number | str | float) -> Decimal:
+    """Decimal from int, str or Decimal. Floats go through ``repr`` so 0.1 stays 0.1."""
+    if isinstance(value, Decimal):
+        return value
+    if isinstance(value, float):
+        return Decimal(repr(value))
+    return Decimal(value)
+
+
+def pct_change(current: Number, reference: Number) -> Decimal:
+    """(current - reference) / reference * 100, exact to 50 significant digits.
+
+    Raises ZeroDivisionError when reference is 0: callers decide what that means.
+    """
+    cur, ref = D(current), D(reference)
+    with localcontext() as ctx:
+        ctx.prec = PRECISION
+        return (cur - ref) * 100 / ref
+
+
+def change_at_most(current: Number, reference: Number, pct: Number) -> bool:
+    """True when the change from reference is <= pct percent (pct negative for decreases).
+
+    Cross-multiplied, so there is no division and no rounding: ``(cur-ref)*100 <= pct*ref``
+    for a positive reference.
+    """
+    cur, ref, p = D(current), D(reference), D(pct)
+    if ref <= 0:
+        raise ValueError("reference must be positive")
+    return (cur - ref) * 100 <= p * ref
+
+
+def change_at_least(current: Number, reference: Number, pct: Number) -> bool:
+    """True when the change from reference is >= pct percent (exact, cross-multiplied)."""
+    cur, ref, p = D(current), D(reference), D(pct)
+    if ref <= 0:
+        raise ValueError("reference must be positive")
+    return (cur - ref) * 100 >= p * ref
+
+
+def rounded(value: Decimal, places: int = 2) -> Decimal:
+    """Round for display only (half-even is avoided: half away from zero)."""
+    from decimal import ROUND_HALF_UP
+
+    q = Decimal(1).scaleb(-places)
+    return D(value).quantize(q, rounding=ROUND_HALF_UP)
+
+
+def fmt(value: Number, places: int = 1) -> str:
+    """Format a number for a card: no trailing zeros beyond what is meaningful."""
+    v = rounded(D(value), places)
+    s = format(v, "f")
+    if "." in s:
+        s = s.rstrip("0").rstrip(".")
+    return s if s != "-0" else "0"
+
+
+def fmt_pct(value: Number, places: int = 1) -> str:
+    """Signed percent for cards, with a real minus sign: '−34 %', '+20 %'."""
+    v = rounded(D(value), places)
+    sign = "+" if v > 0 else ("\u2212" if v < 0 else "")
+    return f"{sign}{fmt(abs(v), places)} %"
