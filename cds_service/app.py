@@ -1,0 +1,179 @@
+"""Flask app factory: discovery, hook calls, feedback, health. Every error is an OperationOutcome."""
+from __future__ import annotations
+
+import gc
+import time
+from datetime import date, datetime, timezone
+from typing import Any
+
+import structlog
+from flask import Flask, Response, g, request
+from pydantic import ValidationError
+from werkzeug.exceptions import HTTPException
+
+from cds_service import cards as card_builder
+from cds_service.config import Settings, load_settings
+from cds_service.errors import HookError, error_response
+from cds_service.feedback import FeedbackStore
+from cds_service.jsonio import JSONDecodeError, dumps, loads
+from cds_service.logging_setup import configure_logging
+from cds_service.models import FeedbackRequest, HookRequest, error_paths
+from cds_service.prefetch import REQUIRED_KEYS, resolve
+from cds_service.services import SERVICES, discovery, enabled_services
+from fhir_mappings.pipeline import assess_record
+from fhir_mappings.record import PatientRecord
+from fhir_mappings.units import warm_up
+
+log = structlog.get_logger("remission_cds")
+
+
+def _json(body: Any, status: int = 200) -> Response:
+    return Response(dumps(body), status=status, mimetype="application/json")
+
+
+def today() -> date:
+    """The only place the service reads the clock (rules take the date as a parameter)."""
+    return datetime.now(timezone.utc).date()
+
+
+def evaluate_request(body: dict[str, Any], settings: Settings, as_of: date) -> tuple[int, dict]:
+    """The whole hook pipeline for a validated request body: returns (status, JSON body)."""
+    resolved = resolve(body, settings, as_of)
+    missing_required = [k for k in REQUIRED_KEYS if k in resolved.unavailable]
+    if missing_required:
+        why = "; ".join(f"{k}: {resolved.unavailable[k]}" for k in missing_required)
+        raise HookError(412, "not-found", f"required data could not be obtained ({why})",
+                        [f"prefetch.{k}" for k in missing_required])
+    patient_id = (body.get("context") or {}).get("patientId")
+    record = PatientRecord(resolved.resources, patient_id)
+    options = {"recist_confirmation_required": settings.recist_confirmation_required or None}
+    results = assess_record(record, as_of, options)
+    cards = card_builder.cards_for(results, show_insufficient=settings.cards.show_insufficient_data)
+    optional_unavailable = {k: v for k, v in resolved.unavailable.items() if k not in REQUIRED_KEYS and k != "patient"}
+    if optional_unavailable and cards:
+        cards.insert(0, card_builder.unavailable_data_card(optional_unavailable))
+    return 200, {"cards": cards}
+
+
+def create_app(config: Any = None) -> Flask:
+    settings = load_settings(config)
+    configure_logging()
+    app = Flask("remission_cds")
+    app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes - 1  # >= 16 MB -> 413
+    app.extensions["remission_settings"] = settings
+    store = FeedbackStore(settings.feedback_database_url)
+    app.extensions["remission_feedback"] = store
+    warm_up()
+    relaxed = settings.relaxed_security()
+    if relaxed:
+        log.warning("security_relaxed", environment=settings.environment, relaxed=relaxed)
+    service_ids = {s.id: s for s in SERVICES}
+
+    @app.before_request
+    def _start() -> None:
+        g.t0 = time.perf_counter()
+
+    @app.after_request
+    def _access_log(resp: Response) -> Response:
+        origin = request.headers.get("Origin")
+        if origin and ("*" in settings.cors_origins or origin in settings.cors_origins):
+            resp.headers["Access-Control-Allow-Origin"] = origin if "*" not in settings.cors_origins else "*"
+            resp.headers["Access-Control-Allow-Headers"] = "Authorization, Content-Type"
+            resp.headers["Access-Control-Allow-Methods"] = "GET, POST, OPTIONS"
+            resp.headers["Vary"] = "Origin"
+        elapsed = (time.perf_counter() - g.get("t0", time.perf_counter())) * 1000
+        log.info("request", method=request.method, path=request.url_rule.rule if request.url_rule else "unmatched",
+                 status=resp.status_code, ms=round(elapsed, 1))
+        return resp
+
+    @app.errorhandler(HookError)
+    def _hook_error(exc: HookError) -> Response:
+        return error_response(exc.status, exc.code, exc.diagnostics, exc.expression)
+
+    @app.errorhandler(HTTPException)
+    def _http_error(exc: HTTPException) -> Response:
+        code = {404: "not-found", 405: "not-supported", 413: "too-long", 415: "not-supported"}.get(exc.code or 500,
+                                                                                                   "processing")
+        text = {404: "no such endpoint or service", 405: f"method {request.method} is not allowed here",
+                413: f"request body is too large (limit {settings.max_body_bytes - 1} bytes)"}.get(exc.code or 0,
+                                                                                                   exc.description)
+        resp = error_response(exc.code or 500, code, text)
+        if exc.code == 405:
+            valid = getattr(exc, "valid_methods", None)
+            if valid:
+                resp.headers["Allow"] = ", ".join(valid)
+        return resp
+
+    @app.errorhandler(Exception)
+    def _unexpected(exc: Exception) -> Response:
+        log.error("unhandled_error", error_type=type(exc).__name__, path=request.path)
+        return error_response(500, "exception", "internal error; the request was not processed")
+
+    @app.get("/cds-services")
+    def _discovery() -> Response:
+        return _json(discovery(settings, today()))
+
+    def _body() -> dict:
+        raw = request.get_data(cache=False)
+        if not raw:
+            raise HookError(400, "required", "request body is empty; a JSON object is required")
+        gc_was = gc.isenabled()
+        gc.disable()  # the decoded body is a large acyclic tree: no need to scan it
+        try:
+            body = loads(raw)
+        except JSONDecodeError as exc:
+            raise HookError(400, "structure", f"request body is not valid JSON ({exc.msg} at position {exc.pos})")
+        finally:
+            if gc_was:
+                gc.enable()
+        if not isinstance(body, dict):
+            raise HookError(400, "structure", "request body must be a JSON object")
+        return body
+
+    @app.route("/cds-services/<service_id>", methods=["POST", "OPTIONS"])
+    def _hook(service_id: str) -> Response:
+        if request.method == "OPTIONS":
+            return Response(status=204)
+        svc = service_ids.get(service_id)
+        if svc is None or svc not in enabled_services(settings):
+            raise HookError(404, "not-found", f"unknown CDS service '{service_id}'", ["path"])
+        body = _body()
+        try:
+            req = HookRequest.model_validate(body)
+        except ValidationError as exc:
+            paths = error_paths(exc)
+            raise HookError(400, "invalid", "; ".join(f"{p}: {m}" for p, m in paths), [p for p, _ in paths])
+        if req.hook not in svc.hooks:
+            raise HookError(400, "invalid", f"service '{service_id}' answers {', '.join(svc.hooks)}, not '{req.hook}'",
+                            ["hook"])
+        if not isinstance(req.context.get("patientId"), str) or not req.context.get("patientId"):
+            raise HookError(400, "required", "context.patientId is required", ["context.patientId"])
+        status, out = evaluate_request(body, settings, today())
+        return _json(out, status)
+
+    @app.route("/cds-services/<service_id>/feedback", methods=["POST", "OPTIONS"])
+    def _feedback(service_id: str) -> Response:
+        if request.method == "OPTIONS":
+            return Response(status=204)
+        if service_id not in service_ids:
+            raise HookError(404, "not-found", f"unknown CDS service '{service_id}'", ["path"])
+        body = _body()
+        try:
+            fb = FeedbackRequest.model_validate(body)
+        except ValidationError as exc:
+            paths = error_paths(exc)
+            raise HookError(400, "invalid", "; ".join(f"{p}: {m}" for p, m in paths), [p for p, _ in paths])
+        items = [f.model_dump(exclude_none=True) for f in fb.feedback]
+        new = store.record(service_id, items, datetime.now(timezone.utc).isoformat())
+        return _json({"received": len(items), "new": new})
+
+    @app.get("/healthz")
+    def _healthz() -> Response:
+        return _json({"status": "ok"})
+
+    @app.get("/readyz")
+    def _readyz() -> Response:
+        ok = store.ping()
+        return _json({"status": "ready" if ok else "not ready", "feedbackStore": ok}, 200 if ok else 503)
+
+    return app

@@ -1,0 +1,197 @@
+"""Assessments -> CDS Hooks cards: summary first, evidence on demand, never a null or an empty field."""
+from __future__ import annotations
+
+import re
+import uuid
+from datetime import date
+from decimal import ROUND_HALF_UP, Decimal
+from typing import Any, Iterable
+
+from fhir_mappings.pipeline import CriteriaResult
+from rules.base import Assessment, Outcome, fmt, fmt_pct
+
+EXTENSION_KEY = "org.remission-cds.assessment"
+SOURCE_TOPIC_SYSTEM = "http://remission-cds.org/fhir/CodeSystem/criteria"
+SUMMARY_MAX = 139  # CDS Hooks: "<140-character summary"
+
+_MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+!|<>~])")
+
+
+def md_escape(text: str) -> str:
+    """Escape text that came from the record (site names, report text) before it goes into markdown."""
+    return _MD_SPECIAL.sub(r"\\\1", text)
+
+
+def _clip(text: str, limit: int = SUMMARY_MAX) -> str:
+    return text if len(text) <= limit else text[: limit - 1].rstrip(" ,;") + "…"
+
+
+def _json_value(key: str, v: Any) -> Any:
+    if isinstance(v, Decimal):
+        places = Decimal("0.01") if key.startswith("pct") or "pct_change" in key else Decimal("0.0001")
+        q = v.quantize(places, rounding=ROUND_HALF_UP)
+        q = q.normalize() if q != 0 else Decimal(0)
+        return int(q) if q == q.to_integral_value() else float(q)
+    if isinstance(v, date):
+        return v.isoformat()
+    if isinstance(v, (list, tuple)):
+        return [_json_value(key, x) for x in v]
+    return v
+
+
+def _clean(obj: Any) -> Any:
+    """Drop None and empty containers recursively (CDS Hooks: no nulls, no empties)."""
+    if isinstance(obj, dict):
+        out = {k: _clean(v) for k, v in obj.items()}
+        return {k: v for k, v in out.items() if v is not None and v != [] and v != {} and v != ""}
+    if isinstance(obj, list):
+        return [x for x in (_clean(v) for v in obj) if x is not None and x != [] and x != {} and x != ""]
+    return obj
+
+
+def _summary(a: Assessment) -> str:
+    parts = [f"{a.criteria}: {a.label}" + (f" ({a.category})" if a.category.lower() != a.label.lower() else "")]
+    v = a.values
+    pct = v.get("pct_change_from_baseline")
+    if isinstance(pct, Decimal) and a.outcome is not Outcome.PROGRESSION:
+        parts.append(f"{fmt_pct(pct)} from baseline")
+    elif isinstance(v.get("pct_change_from_nadir"), Decimal) and a.outcome is Outcome.PROGRESSION:
+        parts.append(f"{fmt_pct(v['pct_change_from_nadir'])} from nadir")
+    if a.outcome in (Outcome.COMPLETE, Outcome.PARTIAL):
+        parts.append("confirmed" if a.confirmed else "unconfirmed")
+    if a.assessment_date:
+        parts.append(a.assessment_date.isoformat())
+    return _clip(", ".join(parts))
+
+
+def _indicator(a: Assessment) -> str:
+    if a.outcome in (Outcome.PROGRESSION, Outcome.RELAPSE):
+        prior = [h.outcome for h in a.history[:-1]]
+        if a.outcome is Outcome.RELAPSE or Outcome.COMPLETE in prior:
+            return "critical"
+        return "warning"
+    if a.outcome is Outcome.UNCONFIRMED_PROGRESSION:
+        return "warning"
+    return "info"
+
+
+def _extension(result: CriteriaResult) -> dict:
+    a = result.assessment
+    assert a is not None
+    return {
+        "criteria": a.criteria,
+        "category": a.category,
+        "label": a.label,
+        "outcome": a.outcome.value,
+        "assessmentDate": a.assessment_date.isoformat() if a.assessment_date else None,
+        "confirmed": a.confirmed,
+        "values": {k: _json_value(k, v) for k, v in a.values.items() if v is not None},
+        "history": [{"date": h.date.isoformat(), "category": h.category, "outcome": h.outcome.value,
+                     **({"values": {k: _json_value(k, v) for k, v in h.values.items() if v is not None}}
+                        if h.values else {})} for h in a.history],
+        "cancer": {"type": result.cancer.cancer.key, "label": result.cancer.cancer.label,
+                   "condition": result.cancer.condition_ref},
+        "missing": list(a.missing),
+        "notes": list(a.notes) + list(result.notes),
+        "source": {"label": a.source.label, "url": a.source.url},
+    }
+
+
+def _detail(result: CriteriaResult) -> str:
+    a = result.assessment
+    assert a is not None
+    lines = [f"**{md_escape(a.label[:1].upper() + a.label[1:])} ({md_escape(a.category)})** — {md_escape(a.criteria)}"
+             + (f", {a.assessment_date.isoformat()}" if a.assessment_date else "")
+             + f" · {md_escape(result.cancer.condition_text)}"]
+    if a.outcome in (Outcome.COMPLETE, Outcome.PARTIAL):
+        if a.confirmed:
+            lines.append("Confirmed: the response has been sustained by the criterion's own rule.")
+        else:
+            due = a.values.get("confirm_on_or_after")
+            lines.append("Not yet confirmed" + (f": confirm on or after {due.isoformat()}." if isinstance(due, date)
+                                               else "."))
+    lines.append("")
+    lines.append("**Evidence**")
+    for e in a.evidence:
+        cite = f" _({md_escape(e.citation)})_" if e.citation else ""
+        lines.append(f"- {md_escape(e.text)}{cite}")
+    notes = list(a.notes) + list(result.notes)
+    if notes:
+        lines.append("")
+        lines.append("**Notes**")
+        lines.extend(f"- {md_escape(n)}" for n in notes)
+    missing = list(a.missing)
+    skipped = [i.text() for i in result.issues]
+    if missing or skipped:
+        lines.append("")
+        lines.append("**Not used or missing**")
+        lines.extend(f"- {md_escape(m)}" for m in missing)
+        lines.extend(f"- {md_escape(s)}" for s in skipped[:10])
+        if len(skipped) > 10:
+            lines.append(f"- … and {len(skipped) - 10} more")
+    lines.append("")
+    lines.append(f"Source: [{md_escape(a.source.label)}]({a.source.url}). Decision support for clinicians; "
+                 "it does not replace clinical judgement.")
+    return "\n".join(lines)
+
+
+def assessment_card(result: CriteriaResult) -> dict:
+    a = result.assessment
+    assert a is not None
+    topic_code = re.sub(r"[^a-z0-9]+", "-", a.criteria.lower()).strip("-")
+    card = {
+        "uuid": str(uuid.uuid4()),
+        "summary": _summary(a),
+        "indicator": _indicator(a),
+        "detail": _detail(result),
+        "source": {"label": a.source.label, "url": a.source.url,
+                   "topic": {"system": SOURCE_TOPIC_SYSTEM, "code": topic_code, "display": a.criteria}},
+        "extension": {EXTENSION_KEY: _extension(result)},
+    }
+    return _clean(card)
+
+
+def insufficient_card(result: CriteriaResult, source_label: str, source_url: str | None) -> dict:
+    missing = list(result.missing) or ["the data this criterion needs"]
+    summary = _clip(f"{result.criteria}: insufficient data for {result.cancer.cancer.label} — {missing[0]}")
+    lines = [f"No {md_escape(result.criteria)} category is given for {md_escape(result.cancer.condition_text)}: "
+             "the record lacks what the criterion needs. Nothing was guessed.", "", "**Missing or unusable**"]
+    lines.extend(f"- {md_escape(m)}" for m in missing)
+    lines.extend(f"- {md_escape(i.text())}" for i in result.issues[:10])
+    card = {
+        "uuid": str(uuid.uuid4()),
+        "summary": summary,
+        "indicator": "info",
+        "detail": "\n".join(lines),
+        "source": {"label": source_label, **({"url": source_url} if source_url else {})},
+        "extension": {EXTENSION_KEY: {"criteria": result.criteria, "category": "insufficient data",
+                                      "outcome": "not_evaluable", "confirmed": False, "missing": missing,
+                                      "cancer": {"type": result.cancer.cancer.key,
+                                                 "condition": result.cancer.condition_ref}}},
+    }
+    return _clean(card)
+
+
+def unavailable_data_card(unavailable: dict[str, str]) -> dict:
+    keys = ", ".join(sorted(unavailable))
+    lines = ["Some of the patient's data could not be read, so the assessment below may be incomplete.", ""]
+    lines.extend(f"- **{md_escape(k)}**: {md_escape(v)}" for k, v in sorted(unavailable.items()))
+    return _clean({
+        "uuid": str(uuid.uuid4()),
+        "summary": _clip(f"Remission assessment may be incomplete: data unavailable ({keys})"),
+        "indicator": "warning",
+        "detail": "\n".join(lines),
+        "source": {"label": "remission-cds"},
+    })
+
+
+def cards_for(results: Iterable[CriteriaResult], *, show_insufficient: bool) -> list[dict]:
+    out = []
+    for r in results:
+        if r.assessment is not None and r.assessment.outcome is not Outcome.NOT_EVALUABLE or (
+                r.assessment is not None and r.assessment.category == "NE" and r.assessment.assessment_date):
+            out.append(assessment_card(r))
+        elif show_insufficient:
+            src = r.assessment.source if r.assessment is not None else None
+            out.append(insufficient_card(r, src.label if src else r.criteria, src.url if src else None))
+    return out

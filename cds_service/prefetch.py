@@ -1,0 +1,150 @@
+"""Prefetch templates (generated from the criteria registry) and their resolution for one hook call.
+
+Each declared key is, in the request: absent (fetch it from fhirServer), null (the client ran the query and
+found nothing), a Bundle or resource (use it; follow paging if fhirServer is given), or an OperationOutcome
+(the client could not run it: an issue, not a crash).
+"""
+from __future__ import annotations
+
+import re
+import time
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from typing import Any
+
+from cds_service.config import Settings
+from cds_service.fhir_client import FetchError, FhirServer, check_server_allowed
+from fhir_mappings.pipeline import observation_codes
+
+REPORT_CATEGORIES = (
+    "http://loinc.org|LP29684-5",                                   # Radiology (US Core note category)
+    "http://loinc.org|LP7839-6",                                    # Pathology
+    "http://terminology.hl7.org/CodeSystem/v2-0074|RAD",
+    "http://terminology.hl7.org/CodeSystem/v2-0074|PAT",
+    "http://terminology.hl7.org/CodeSystem/v2-0074|SP",
+    "http://terminology.hl7.org/CodeSystem/v2-0074|LAB",
+)
+REQUIRED_KEYS = ("conditions", "observations")
+
+
+def templates(settings: Settings, today: date) -> dict[str, str]:
+    """Prefetch templates for the assessment service (CDS Hooks 2.0 query subset only)."""
+    since = (today - timedelta(days=settings.lookback_days)).isoformat()
+    obs_codes = ",".join(observation_codes())
+    pid = "{{context.patientId}}"
+    return {
+        "patient": f"Patient/{pid}",
+        "conditions": f"Condition?patient={pid}",
+        "observations": f"Observation?patient={pid}&code={obs_codes}&date=ge{since}&_count=1000",
+        "reports": f"DiagnosticReport?patient={pid}&category={','.join(REPORT_CATEGORIES)}&date=ge{since}&_count=200",
+        "lesions": f"BodyStructure?patient={pid}",
+        "medications": f"MedicationRequest?patient={pid}&_count=200",
+    }
+
+
+_TOKEN = re.compile(r"\{\{\s*([^}]+?)\s*\}\}")
+USER_TOKENS = {"userPractitionerId": "Practitioner", "userPractitionerRoleId": "PractitionerRole",
+               "userPatientId": "Patient", "userRelatedPersonId": "RelatedPerson"}
+
+
+def resolve_template(template: str, context: dict[str, Any]) -> str | None:
+    """Fill {{context.x}} (root-level primitives) and the four user tokens; None if a token has no value."""
+    missing = False
+
+    def sub(m: re.Match) -> str:
+        nonlocal missing
+        token = m.group(1)
+        if token.startswith("context."):
+            v = context.get(token[len("context."):])
+            if isinstance(v, (str, int)) and not isinstance(v, bool):
+                return str(v)
+        elif token in USER_TOKENS:
+            user = context.get("userId")
+            if isinstance(user, str) and user.startswith(USER_TOKENS[token] + "/"):
+                return user.split("/", 1)[1]
+        missing = True
+        return ""
+
+    out = _TOKEN.sub(sub, template)
+    return None if missing else out
+
+
+@dataclass
+class Resolved:
+    resources: list[dict[str, Any]] = field(default_factory=list)
+    unavailable: dict[str, str] = field(default_factory=dict)   # key -> why (safe text)
+    fetched: list[str] = field(default_factory=list)
+
+
+def _entries(value: Any) -> tuple[list[dict], bool]:
+    """Resources in a prefetch value; second item True when the value is (or holds) an OperationOutcome only."""
+    if not isinstance(value, dict):
+        return [], False
+    if value.get("resourceType") == "OperationOutcome":
+        return [], True
+    if value.get("resourceType") == "Bundle":
+        out, outcome_only = [], False
+        for e in value.get("entry") or ():
+            if isinstance(e, dict) and isinstance(e.get("resource"), dict):
+                r = e["resource"]
+                if r.get("resourceType") == "OperationOutcome":
+                    outcome_only = True
+                    continue
+                out.append(r)
+        return out, outcome_only and not out
+    return [value], False
+
+
+def resolve(request: dict[str, Any], settings: Settings, today: date) -> Resolved:
+    tmpl = templates(settings, today)
+    prefetch = request.get("prefetch") or {}
+    context = request.get("context") or {}
+    res = Resolved()
+    server: FhirServer | None = None
+    server_problem: str | None = None
+    base = request.get("fhirServer")
+    auth = request.get("fhirAuthorization")
+    if isinstance(base, str) and base:
+        token = auth.get("access_token") if isinstance(auth, dict) else None
+        try:
+            check_server_allowed(base, settings.fhir)
+            if not token and not settings.fhir.allow_unauthenticated:
+                raise FetchError("no access token was sent and unauthenticated FHIR access is off")
+            server = FhirServer(base, token, settings.fhir, time.monotonic() + settings.hook_deadline_s)
+        except FetchError as exc:
+            server_problem = str(exc)
+    else:
+        server_problem = "no fhirServer in the request"
+
+    for key, template in tmpl.items():
+        if key in prefetch:
+            value = prefetch[key]
+            if value is None:
+                continue  # the client ran the query and found nothing
+            entries, outcome = _entries(value)
+            if outcome:
+                res.unavailable[key] = "the EHR reported an error for this prefetch (OperationOutcome)"
+                continue
+            res.resources.extend(entries)
+            if isinstance(value, dict) and value.get("resourceType") == "Bundle" and server is not None:
+                nxt = next((l.get("url") for l in value.get("link") or ()
+                            if isinstance(l, dict) and l.get("relation") == "next"), None)
+                if nxt:
+                    try:
+                        res.resources.extend(server.fetch(nxt))
+                    except FetchError as exc:
+                        res.unavailable[key] = f"later pages could not be fetched: {exc}"
+            continue
+        if server is None:
+            res.unavailable[key] = f"not prefetched, and {server_problem}"
+            continue
+        query = resolve_template(template, context)
+        if query is None:
+            res.unavailable[key] = "the prefetch template could not be filled from the context"
+            continue
+        try:
+            res.resources.extend(server.fetch(query))
+            res.fetched.append(key)
+        except FetchError as exc:
+            res.unavailable[key] = str(exc)
+    return res

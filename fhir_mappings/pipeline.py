@@ -1,0 +1,87 @@
+"""Routing + mapping + assessment for a whole record: one registry of criteria mappers.
+
+Each criteria set registers one :class:`CriteriaMapper`: the codes it reads (discovery builds the prefetch
+templates from them) and a function from the record to an ``Assessment`` (or the reasons it could not
+assess). Adding a criteria set means adding one entry here; the service, cards and timeline need no change.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Any, Callable, Mapping
+
+from fhir_mappings.record import MappingIssue, PatientRecord
+from fhir_mappings.routing import RoutedCancer, route
+from rules.base import Assessment
+
+
+@dataclass(frozen=True)
+class MapperOutput:
+    assessment: Assessment | None
+    missing: tuple[str, ...] = ()
+    notes: tuple[str, ...] = ()
+
+
+MapFn = Callable[[PatientRecord, RoutedCancer, date, Mapping[str, Any]], MapperOutput]
+
+
+@dataclass(frozen=True)
+class CriteriaMapper:
+    criteria: str
+    observation_codes: tuple[str, ...]     # "system|code" the mapper reads from Observation.code
+    report_categories: tuple[str, ...] = ()  # DiagnosticReport categories it reads (system|code)
+    fn: MapFn = None  # type: ignore[assignment]
+    needs: tuple[str, ...] = ("Observation",)  # resource types beyond Patient/Condition
+
+
+@dataclass
+class CriteriaResult:
+    cancer: RoutedCancer
+    criteria: str
+    assessment: Assessment | None
+    missing: tuple[str, ...] = ()
+    notes: tuple[str, ...] = ()
+    issues: list[MappingIssue] = field(default_factory=list)
+
+
+REGISTRY: dict[str, CriteriaMapper] = {}
+
+
+def register(mapper: CriteriaMapper) -> None:
+    REGISTRY[mapper.criteria] = mapper
+
+
+def observation_codes(extra: Mapping[str, tuple[str, ...]] | None = None) -> list[str]:
+    """Every Observation code any registered mapper reads, plus configured local codes (for prefetch)."""
+    out: dict[str, None] = {}
+    for m in REGISTRY.values():
+        for c in m.observation_codes:
+            out[c] = None
+    for codes_ in (extra or {}).values():
+        for c in codes_:
+            out[c] = None
+    return list(out)
+
+
+def assess_record(record: PatientRecord, as_of: date, options: Mapping[str, Any] | None = None) -> list[CriteriaResult]:
+    """Every cancer in the record, every applicable registered criteria set."""
+    options = options or {}
+    results: list[CriteriaResult] = []
+    for routed in route(record):
+        for crit in routed.cancer.criteria:
+            mapper = REGISTRY.get(crit)
+            if mapper is None:
+                results.append(CriteriaResult(routed, crit, None, (f"{crit} is not implemented by this service yet",)))
+                continue
+            before = len(record.issues)
+            out = mapper.fn(record, routed, as_of, options)
+            results.append(CriteriaResult(routed, crit, out.assessment, out.missing, out.notes,
+                                          list(record.issues[before:])))
+    return results
+
+
+def _load_builtin() -> None:
+    from fhir_mappings import recist_entry  # noqa: F401  (registers RECIST 1.1)
+
+
+_load_builtin()

@@ -1,0 +1,286 @@
+"""RECIST 1.1 inputs from mCODE TumorSize Observations (LOINC 21889-1) and the project's status codes.
+
+Lesions are tracked by their BodyStructure identifier (``Observation.focus``); time points are the imaging
+DiagnosticReports that group the measurements (``result``), or the measurement date when there is none.
+Role coding (target / non-target / new) is optional: without it, targets are selected at baseline as RECIST
+does (rules.recist.select_targets), the rest is non-target, and a lesion first seen after baseline is new.
+"""
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from decimal import Decimal
+
+from fhir_mappings import codes
+from fhir_mappings.record import (
+    PatientRecord,
+    Resource,
+    concept_keys,
+    concept_text,
+    effective_date,
+    quantity,
+    ref_of,
+)
+from fhir_mappings.units import LENGTH_MM, UnitError, normalise
+from rules import recist as engine
+
+ROLE_VALUES = {"target": "target", "non-target": "non-target", "nontarget": "non-target", "new": "new"}
+NT_VALUES = {"cr": "CR", "non-cr/non-pd": "non-CR/non-PD", "non-cr-non-pd": "non-CR/non-PD", "pd": "PD", "ne": "NE",
+             "present": "non-CR/non-PD", "absent": "CR"}
+
+
+@dataclass
+class _Lesion:
+    lesion_id: str
+    nodal: bool = False
+    organ: str | None = None
+    role: str | None = None
+    sizes: dict[date, tuple[Decimal | None, bool, str | None]] = field(default_factory=dict)  # date -> (mm, too_small, ref)
+
+
+@dataclass
+class RecistMapping:
+    inputs: engine.RecistInputs | None
+    selection: engine.TargetSelection | None
+    reasons_missing: tuple[str, ...] = ()
+
+
+def _component(obs: Resource, key: str) -> list[dict]:
+    return [c for c in obs.get("component") or () if isinstance(c, dict) and key in concept_keys(c.get("code"))]
+
+
+def _lesion_key(obs: Resource, record: PatientRecord) -> tuple[str, Resource | None]:
+    for f in obs.get("focus") or ():
+        if not isinstance(f, dict):
+            continue
+        body = record.get(f)
+        if body is not None:
+            for ident in body.get("identifier") or ():
+                if isinstance(ident, dict) and isinstance(ident.get("value"), str):
+                    return ident["value"], body
+            return ref_of(body) or "", body
+        ident = f.get("identifier")
+        if isinstance(ident, dict) and isinstance(ident.get("value"), str):
+            return ident["value"], None
+        if isinstance(f.get("reference"), str):
+            return f["reference"], None
+    site = concept_text(obs.get("bodySite"))
+    return (f"site:{site}" if site else ""), None
+
+
+def _is_nodal(obs: Resource, body: Resource | None) -> bool:
+    for c in _component(obs, codes.NODAL):
+        if isinstance(c.get("valueBoolean"), bool):
+            return c["valueBoolean"]
+    for res, key in ((body, "location"), (obs, "bodySite")):
+        if res and isinstance(res.get(key), dict):
+            if concept_keys(res[key]) & codes.LYMPH_NODE_SNOMED:
+                return True
+            text = concept_text(res[key]).lower()
+            if "lymph node" in text or " ln" in f" {text}" or text.endswith(" node") or "nodal" in text:
+                return True
+    return False
+
+
+def _organ(obs: Resource, body: Resource | None) -> str | None:
+    for res, key in ((body, "location"), (obs, "bodySite")):
+        if res and isinstance(res.get(key), dict):
+            t = concept_text(res[key])
+            if t:
+                return t
+    return None
+
+
+def _dimension(obs: Resource, nodal: bool, record: PatientRecord) -> tuple[Decimal | None, bool]:
+    """(diameter in mm, too_small) of one TumorSize; (None, False) when not measured."""
+    notes = " ".join(n.get("text", "") for n in obs.get("note") or () if isinstance(n, dict)).lower()
+    too_small = "too small to measure" in notes or bool(concept_keys(obs.get("interpretation")) & {codes.TOO_SMALL})
+
+    def value_of(comp: dict) -> Decimal | None:
+        nonlocal too_small
+        if codes.TOO_SMALL in concept_keys(comp.get("valueCodeableConcept")):
+            too_small = True
+            return None
+        v, unit, _ = quantity(comp.get("valueQuantity"))
+        if v is None:
+            return None
+        try:
+            mm = normalise(v, unit, LENGTH_MM)
+        except UnitError as exc:
+            record.issue(obs, "tumour size skipped", str(exc))
+            return None
+        if mm < 0:
+            record.issue(obs, "tumour size skipped", "negative diameter")
+            return None
+        return mm
+
+    if nodal:
+        for comp in _component(obs, codes.SHORT_AXIS):
+            v = value_of(comp)
+            if v is not None:
+                return v, too_small
+        others = [v for v in (value_of(c) for c in _component(obs, codes.OTHER_DIMENSION)) if v is not None]
+        if others:
+            return min(others), too_small
+    for comp in _component(obs, codes.LONGEST_DIMENSION):
+        v = value_of(comp)
+        if v is not None:
+            return v, too_small
+    return None, too_small
+
+
+def _timepoint_dates(record: PatientRecord, obs_list: list[Resource]) -> dict[str, date]:
+    """Date of the imaging report that groups each measurement (report date wins over measurement date)."""
+    when: dict[str, date] = {}
+    for rep in record.of_type("DiagnosticReport"):
+        d = effective_date(rep)
+        if d is None:
+            continue
+        for r in rep.get("result") or ():
+            target = record.get(r)
+            if target is not None and ref_of(target):
+                when[ref_of(target)] = d
+    return when
+
+
+def _status_by_date(record: PatientRecord, key: str, tp_dates: dict[str, date]) -> dict[date, tuple[str, str | None]]:
+    out: dict[date, tuple[str, str | None]] = {}
+    for obs in record.with_codes([key], "Observation"):
+        d = tp_dates.get(ref_of(obs) or "", effective_date(obs))
+        if d is None:
+            record.issue(obs, "status observation skipped", "no date")
+            continue
+        if isinstance(obs.get("valueBoolean"), bool):
+            out[d] = ("yes" if obs["valueBoolean"] else "no", ref_of(obs))
+            continue
+        vc = obs.get("valueCodeableConcept")
+        val = None
+        for k in concept_keys(vc):
+            val = k.split("|", 1)[1]
+        val = val or concept_text(vc) or (obs.get("valueString") if isinstance(obs.get("valueString"), str) else None)
+        if val:
+            out[d] = (val.strip(), ref_of(obs))
+        else:
+            record.issue(obs, "status observation skipped", "no value")
+    return out
+
+
+def map_recist(record: PatientRecord, *, confirmation_required: bool | None = None) -> RecistMapping:
+    sizes = record.with_codes([codes.TUMOR_SIZE], "Observation")
+    tp_dates = _timepoint_dates(record, sizes)
+    lesions: dict[str, _Lesion] = {}
+    for obs in sizes:
+        d = tp_dates.get(ref_of(obs) or "", effective_date(obs))
+        if d is None:
+            record.issue(obs, "tumour size skipped", "no date")
+            continue
+        key, body = _lesion_key(obs, record)
+        if not key:
+            record.issue(obs, "tumour size skipped", "no lesion identifier (focus) or body site to track it by")
+            continue
+        les = lesions.setdefault(key, _Lesion(key))
+        les.nodal = les.nodal or _is_nodal(obs, body)
+        les.organ = les.organ or _organ(obs, body)
+        for comp in _component(obs, codes.LESION_ROLE):
+            for k in concept_keys(comp.get("valueCodeableConcept")):
+                les.role = ROLE_VALUES.get(k.split("|", 1)[1].lower(), les.role)
+        dim, too_small = _dimension(obs, les.nodal, record)
+        les.sizes[d] = (dim, too_small, ref_of(obs))
+
+    nt_status = _status_by_date(record, codes.NON_TARGET_RESPONSE, tp_dates)
+    new_status = _status_by_date(record, codes.NEW_LESION, tp_dates)
+    reported = _status_by_date(record, codes.TIMEPOINT_RESPONSE, tp_dates)
+    confirm_obs = _status_by_date(record, codes.TRIAL_CONFIRMATION, tp_dates)
+    if confirmation_required is None:
+        confirmation_required = any(v[0] == "yes" for v in confirm_obs.values())
+
+    all_dates = sorted({d for les in lesions.values() for d in les.sizes} | set(nt_status) | set(new_status) | set(reported))
+    if not all_dates:
+        return RecistMapping(None, None, ("no tumour measurements (mCODE TumorSize, LOINC 21889-1) in the record",))
+    baseline = all_dates[0]
+
+    coded_roles = any(les.role for les in lesions.values())
+    selection = None
+    if coded_roles:
+        targets = [les for les in lesions.values() if les.role == "target"]
+        non_targets = [les for les in lesions.values() if les.role == "non-target"]
+    else:
+        at_base = [les for les in lesions.values() if baseline in les.sizes and les.sizes[baseline][0] is not None]
+        selection = engine.select_targets([
+            engine.BaselineLesion(les.lesion_id, les.nodal, les.sizes[baseline][0], les.organ) for les in at_base])
+        targets = [lesions[i] for i in selection.targets]
+        non_targets = [lesions[i] for i in selection.non_targets]
+        for les in lesions.values():
+            if baseline not in les.sizes and les.role is None:
+                les.role = "new"
+    new_lesions = [les for les in lesions.values() if les.role == "new"]
+    targets = [t for t in targets if baseline in t.sizes]
+
+    treatment_start = _treatment_start(record, baseline)
+    timepoints = []
+    for d in all_dates:
+        tms = []
+        for t in targets:
+            dim, small, ref = t.sizes.get(d, (None, False, None))
+            if d not in t.sizes and d != baseline:
+                # lesion not measured at this time point: not assessed (only if other targets were measured)
+                pass
+            tms.append(engine.TargetMeasurement(t.lesion_id, t.nodal, dim, small, t.organ, ref))
+        if not any(d in t.sizes for t in targets):
+            tms = []
+        nt = _non_target_status(d, baseline, non_targets, nt_status)
+        nl, nl_ref = "no", None
+        if d in new_status:
+            v = new_status[d][0].lower()
+            nl = "yes" if v in ("yes", "true", "present") else ("equivocal" if v.startswith("equivocal") else "no")
+            nl_ref = new_status[d][1]
+        for les in new_lesions:
+            first = min(les.sizes) if les.sizes else None
+            if first is not None and first <= d and d != baseline:
+                dim = les.sizes[first][0]
+                if les.nodal and dim is not None and dim < engine.NODE_NORMAL_MM:
+                    continue  # a node < 10 mm short axis is not pathological (RECIST WG "New lymph node lesions")
+                nl = "yes"
+                nl_ref = nl_ref or les.sizes[first][2]
+        refs = tuple(r for r in (nl_ref, nt_status.get(d, (None, None))[1]) if r)
+        rep = reported.get(d)
+        timepoints.append(engine.Timepoint(d, tuple(tms), nt, nl, rep[0] if rep and not tms else None, refs))
+
+    inputs = engine.RecistInputs(
+        timepoints=tuple(timepoints), confirmation_required=confirmation_required,
+        treatment_start=treatment_start, targets_auto_selected=selection is not None and bool(selection.targets),
+    )
+    return RecistMapping(inputs, selection)
+
+
+def _non_target_status(d: date, baseline: date, non_targets: list[_Lesion], stated: dict) -> str | None:
+    if d in stated:
+        raw = stated[d][0].strip().lower()
+        if raw in ("none", "no"):
+            return None
+        if raw.startswith("present"):
+            return "non-CR/non-PD"
+        return NT_VALUES.get(raw, stated[d][0])
+    if not non_targets:
+        # a status stated at baseline ("present") means the patient has non-target disease
+        return "NE" if (baseline in stated and stated[baseline][0].lower() not in ("none", "no")) and d != baseline else None
+    measured = [les.sizes[d] for les in non_targets if d in les.sizes]
+    if not measured:
+        return "NE"
+    gone = all((m[0] is not None and (m[0] < engine.NODE_NORMAL_MM if les.nodal else m[0] == 0))
+               for les, m in zip([l for l in non_targets if d in l.sizes], measured))
+    if gone and len(measured) == len(non_targets):
+        return "CR"
+    return "non-CR/non-PD"
+
+
+def _treatment_start(record: PatientRecord, baseline: date) -> date | None:
+    """Earliest anticancer medication on or after the 28 days before baseline (used for the SD minimum)."""
+    dates = []
+    for rtype in ("MedicationAdministration", "MedicationRequest", "MedicationStatement"):
+        for res in record.of_type(rtype):
+            d = effective_date(res)
+            if d and d >= baseline - timedelta(days=28):
+                dates.append(d)
+    return min(dates) if dates else None

@@ -1,0 +1,187 @@
+"""One index over the raw FHIR resources of a patient, built once per hook call.
+
+Resources stay plain JSON dicts (parsed by orjson); typed objects are built only for what a criterion uses.
+Unusable resources (entered-in-error, cancelled, no date) are recorded as issues, not raised.
+"""
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import date, datetime
+from decimal import Decimal, InvalidOperation
+from typing import Any, Iterable, Iterator
+
+Resource = dict[str, Any]
+
+LOINC = "http://loinc.org"
+SNOMED = "http://snomed.info/sct"
+ICD10CM = "http://hl7.org/fhir/sid/icd-10-cm"
+ICD10 = "http://hl7.org/fhir/sid/icd-10"
+UCUM = "http://unitsofmeasure.org"
+LOCAL = "http://remission-cds.org/fhir/CodeSystem/criteria-inputs"
+
+UNUSABLE_STATUS = {"entered-in-error", "cancelled"}
+SYSTEM_ALIASES = {"urn:oid:2.16.840.1.113883.6.1": LOINC, "urn:oid:2.16.840.1.113883.6.96": SNOMED,
+                  "http://snomed.info/id": SNOMED, "urn:oid:2.16.840.1.113883.6.90": ICD10CM}
+
+
+@dataclass(frozen=True)
+class MappingIssue:
+    """Something in the record that could not be used, and why (never carries clinical values)."""
+
+    ref: str | None
+    what: str
+    why: str
+
+    def text(self) -> str:
+        return f"{self.what}: {self.why}" + (f" ({self.ref})" if self.ref else "")
+
+
+def ref_of(res: Resource) -> str | None:
+    rtype, rid = res.get("resourceType"), res.get("id")
+    return f"{rtype}/{rid}" if rtype and rid else None
+
+
+def codings(concept: Any) -> Iterator[tuple[str, str]]:
+    """(system, code) pairs of a CodeableConcept, with OID spellings of common systems normalised."""
+    if not isinstance(concept, dict):
+        return
+    for c in concept.get("coding") or ():
+        if isinstance(c, dict) and isinstance(c.get("code"), str):
+            system = c.get("system") if isinstance(c.get("system"), str) else ""
+            yield SYSTEM_ALIASES.get(system, system), c["code"].strip()
+
+
+def concept_keys(concept: Any) -> set[str]:
+    return {f"{s}|{c}" for s, c in codings(concept)}
+
+
+def concept_text(concept: Any) -> str:
+    if not isinstance(concept, dict):
+        return ""
+    if isinstance(concept.get("text"), str):
+        return concept["text"]
+    for c in concept.get("coding") or ():
+        if isinstance(c, dict) and isinstance(c.get("display"), str):
+            return c["display"]
+    return ""
+
+
+def parse_date(value: Any) -> date | None:
+    if not isinstance(value, str) or len(value) < 4:
+        return None
+    try:
+        if len(value) == 4:
+            return date(int(value), 1, 1)
+        if len(value) == 7:
+            return date(int(value[:4]), int(value[5:7]), 1)
+        if len(value) == 10:
+            return date.fromisoformat(value)
+        return datetime.fromisoformat(value.replace("Z", "+00:00")).date()
+    except ValueError:
+        return None
+
+
+def effective_date(res: Resource) -> date | None:
+    for key in ("effectiveDateTime", "issued", "performedDateTime", "recordedDate", "authoredOn", "onsetDateTime"):
+        d = parse_date(res.get(key))
+        if d:
+            return d
+    for key in ("effectivePeriod", "performedPeriod"):
+        p = res.get(key)
+        if isinstance(p, dict):
+            d = parse_date(p.get("start")) or parse_date(p.get("end"))
+            if d:
+                return d
+    return None
+
+
+def to_decimal(value: Any) -> Decimal | None:
+    if isinstance(value, bool) or value is None:
+        return None
+    if isinstance(value, (int, Decimal)):
+        return Decimal(value)
+    if isinstance(value, float):
+        return Decimal(repr(value))
+    if isinstance(value, str):
+        try:
+            return Decimal(value.strip())
+        except InvalidOperation:
+            return None
+    return None
+
+
+def quantity(q: Any) -> tuple[Decimal | None, str | None, str | None]:
+    """(value, ucum unit, comparator) of a Quantity; unit prefers ``code`` when the system is UCUM."""
+    if not isinstance(q, dict):
+        return None, None, None
+    v = to_decimal(q.get("value"))
+    unit = q.get("code") if isinstance(q.get("code"), str) and q.get("system") in (UCUM, None) else None
+    if unit is None and isinstance(q.get("unit"), str):
+        unit = q["unit"]
+    comp = q.get("comparator") if isinstance(q.get("comparator"), str) else None
+    return v, unit, comp
+
+
+class PatientRecord:
+    """Resources of one patient indexed by type, id and code."""
+
+    def __init__(self, resources: Iterable[Resource], patient_id: str | None = None) -> None:
+        self.patient_id = patient_id
+        self.issues: list[MappingIssue] = []
+        self._by_type: dict[str, list[Resource]] = defaultdict(list)
+        self._by_ref: dict[str, Resource] = {}
+        self._by_code: dict[str, list[Resource]] = defaultdict(list)
+        seen: set[str] = set()
+        for res in resources:
+            if not isinstance(res, dict) or not isinstance(res.get("resourceType"), str):
+                continue
+            rtype = res["resourceType"]
+            ref = ref_of(res)
+            if ref:
+                if ref in seen:
+                    continue  # the same resource from two prefetch keys
+                seen.add(ref)
+            status = res.get("status")
+            if status in UNUSABLE_STATUS:
+                self.issues.append(MappingIssue(ref, f"{rtype} skipped", f"status is {status}"))
+                continue
+            if rtype == "Condition" and concept_keys(res.get("verificationStatus")) & {
+                "http://terminology.hl7.org/CodeSystem/condition-ver-status|entered-in-error",
+                "http://terminology.hl7.org/CodeSystem/condition-ver-status|refuted",
+            }:
+                self.issues.append(MappingIssue(ref, "Condition skipped", "verification status is entered-in-error or refuted"))
+                continue
+            self._by_type[rtype].append(res)
+            if ref:
+                self._by_ref[ref] = res
+            for key in concept_keys(res.get("code")):
+                self._by_code[key].append(res)
+
+    def of_type(self, rtype: str) -> list[Resource]:
+        return self._by_type.get(rtype, [])
+
+    def get(self, reference: Any) -> Resource | None:
+        if isinstance(reference, dict):
+            reference = reference.get("reference")
+        if not isinstance(reference, str):
+            return None
+        ref = reference.split("/_history/")[0]
+        if ref.count("/") > 1:  # absolute URL
+            ref = "/".join(ref.rsplit("/", 2)[-2:])
+        return self._by_ref.get(ref)
+
+    def with_codes(self, keys: Iterable[str], rtype: str | None = None) -> list[Resource]:
+        """Resources whose ``code`` carries any of ``system|code`` keys, in date order, without duplicates."""
+        out: dict[int, Resource] = {}
+        for k in keys:
+            for res in self._by_code.get(k, ()):
+                if rtype is None or res.get("resourceType") == rtype:
+                    out[id(res)] = res
+        return sorted(out.values(), key=lambda r: (effective_date(r) or date.min, ref_of(r) or ""))
+
+    def issue(self, res: Resource | None, what: str, why: str) -> None:
+        self.issues.append(MappingIssue(ref_of(res) if res else None, what, why))
+
+    def __len__(self) -> int:
+        return sum(len(v) for v in self._by_type.values())
