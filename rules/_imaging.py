@@ -76,6 +76,26 @@ def p(value: Dec) -> str:
     return "n/a" if value is None else fmt_pct(value)
 
 
+# Non-target status words used by the overall tables (RECIST 1.1 §4.3.3); None = no non-target disease.
+NT_CR, NT_NN, NT_PD, NT_NE = "CR", "non-CR/non-PD", "PD", "NE"
+
+
+def overall_response(target: str, nt: Optional[str], new: bool) -> str:
+    """RECIST 1.1 Table 1 (targets +/- non-targets) and Table 2 (non-target only; ``target == "none"``).
+
+    target: CR / PR / SD / PD / NE / none.  Returns CR, PR, SD, NN (non-CR/non-PD), PD or NE.
+    """
+    if target == "PD" or nt == NT_PD or new:
+        return "PD"
+    if target == "none":
+        return {NT_CR: "CR", NT_NN: "NN", NT_NE: "NE", None: "NE"}[nt]
+    if target == "NE":
+        return "NE"
+    if target == "CR":
+        return "CR" if nt in (NT_CR, None) else "PR"
+    return target  # PR or SD
+
+
 @dataclass(frozen=True)
 class SumReading:
     """A sum of diameters judged against baseline (response) and nadir (progression).

@@ -45,11 +45,16 @@ from ._imaging import (
     CIT_RECIST_CONFIRM,
     CIT_RECIST_TABLE1,
     CIT_RECIST_TARGET,
+    NT_CR,
+    NT_NE,
+    NT_NN,
+    NT_PD,
     RECIST_NODE_NORMAL_SA_MM,
     RECIST_TOO_SMALL_DEFAULT_MM,
     classify_sum,
     dec,
     mm,
+    overall_response,
     progression_established,
     response_confirmed,
 )
@@ -108,8 +113,6 @@ OUTCOMES = {
     NE: Outcome.NOT_EVALUABLE,
 }
 
-# Non-target status (RECIST 1.1 §4.3.3; iRECIST prefixes them).
-NT_CR, NT_NN, NT_PD, NT_NE = "CR", "non-CR/non-PD", "PD", "NE"
 _NT_SYNONYMS = {
     "cr": NT_CR, "icr": NT_CR, "absent": NT_CR, "complete response": NT_CR,
     "non-cr/non-pd": NT_NN, "non-icr/non-iupd": NT_NN, "present": NT_NN, "non-cr non-pd": NT_NN,
@@ -259,19 +262,6 @@ def _complete(tp: IRecistTimepoint, total: Decimal) -> bool:
                 return False
         return True
     return total == 0
-
-
-def _overall(target: str, nt: Optional[str], new: bool) -> str:
-    """RECIST 1.1 Table 1 / Table 2, categories without the i prefix ("NN" = non-CR/non-PD)."""
-    if target == "PD" or nt == NT_PD or new:
-        return "PD"
-    if target == "none":
-        return {NT_CR: "CR", NT_NN: "NN", NT_NE: "NE", None: "NE"}[nt]
-    if target == "NE":
-        return "NE"
-    if target == "CR":
-        return "CR" if nt in (NT_CR, None) else "PR"
-    return target  # PR or SD
 
 
 _I = {"CR": ICR, "PR": IPR, "SD": ISD, "NN": INN, "PD": IUPD, "NE": NE}
@@ -431,8 +421,10 @@ def assess(inputs: IRecistInputs, as_of: date) -> Assessment:
             log.add("irecist.new_lesions", f"{tp.date}: new lesion(s) {desc}; not added to the target sum",
                     CIT_NEW, _refs(tp, *tp.new_lesions))
 
-        recist = _overall(target, nt, new_present)
+        recist = overall_response(target, nt, new_present)
         category = _I[recist]
+        log.add("irecist.timepoint", f"{tp.date}: RECIST 1.1 time-point reading {category} (target {target}, "
+                f"non-target {nt or 'none'}, new lesions {'yes' if new_present else 'no'})", CIT_RECIST_TABLE1, refs)
 
         # ---- iRECIST state machine
         if confirmed_cpd is not None:
