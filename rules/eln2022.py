@@ -426,6 +426,12 @@ def _method(m: str) -> str:
     return m
 
 
+def _anc(value: Decimal) -> str:
+    """ANC for display with at least one decimal ("1.0", "0.75")."""
+    s = fmt(value, 2)
+    return s if "." in s else s + ".0"
+
+
 def _pct(fraction: Decimal) -> str:
     return fmt(D(fraction) * 100, 4) + " %"
 
@@ -636,7 +642,7 @@ def _classify_marrow(exam: MarrowExam, inputs: ELNInputs, *, cri_both_low: bool,
         count_refs = [anc_ref, plt_ref]
 
         def anc_txt(thr: Decimal) -> str:
-            return f"ANC {fmt(anc, 2)} {'>=' if anc >= thr else '<'} {fmt(thr, 2)} x10^9/L"
+            return f"ANC {_anc(anc)} {'>=' if anc >= thr else '<'} {_anc(thr)} x10^9/L"
 
         def plt_txt(thr: Decimal) -> str:
             return f"platelets {fmt(plt)} {'>=' if plt >= thr else '<'} {fmt(thr)} x10^9/L"
@@ -729,7 +735,7 @@ def _classify_marrow(exam: MarrowExam, inputs: ELNInputs, *, cri_both_low: bool,
         unknown.extend(f"{n} within {window} days of the bone marrow examination (needed for PR)"
                        for n, x in (("ANC", anc), ("platelet count", plt)) if x is None)
     if anc is not None and anc < CR_MIN_ANC_10E9_PER_L:
-        reasons_no.append(f"ANC {fmt(anc, 2)} < {fmt(CR_MIN_ANC_10E9_PER_L, 2)} x10^9/L")
+        reasons_no.append(f"ANC {_anc(anc)} < {_anc(CR_MIN_ANC_10E9_PER_L)} x10^9/L")
     if plt is not None and plt < CR_MIN_PLATELETS_10E9_PER_L:
         reasons_no.append(f"platelets {fmt(plt)} < {fmt(CR_MIN_PLATELETS_10E9_PER_L)} x10^9/L")
     if reasons_no:
@@ -746,7 +752,7 @@ def _classify_marrow(exam: MarrowExam, inputs: ELNInputs, *, cri_both_low: bool,
     tp.category = PR
     tp.ev("eln.pr", f"Marrow blasts {fmt(blasts)} % within {fmt(PR_MIN_BLASTS_PCT)}-{fmt(PR_MAX_BLASTS_PCT)} %, "
           f"reduced {fmt(v['pct_reduction_blasts'])} % from {fmt(pre)} % (>= {fmt(PR_MIN_REDUCTION_PCT)} %), "
-          f"ANC {fmt(anc, 2)} >= {fmt(CR_MIN_ANC_10E9_PER_L, 2)} and platelets {fmt(plt)} >= "
+          f"ANC {_anc(anc)} >= {_anc(CR_MIN_ANC_10E9_PER_L)} and platelets {fmt(plt)} >= "
           f"{fmt(CR_MIN_PLATELETS_10E9_PER_L)} x10^9/L: PR", CIT_TABLE,
           [exam.ref, inputs.pretreatment_ref, anc_ref, plt_ref])
     return tp, ctx

@@ -70,27 +70,61 @@ def _adequacy(text: str | None) -> dict:
     m = re.search(r"cellularity\s*([\d.]+)\s*%", t)
     if m:
         out["biopsy_cellularity_pct"] = _dec(m.group(1))
-    if "inadequate" in t or "suboptimal" in t:
+    if any(w in t for w in ("inadequate", "suboptimal", "dry tap", "hemodilute", "haemodilute", "clotted")):
         out["technically_suboptimal"] = True
     return out
 
 
-def _mrd(raw, d: date) -> tuple[MRDResult, ...]:
+def _frac(raw: dict, stem: str):
+    if raw.get(f"{stem}_pct") is not None:
+        return _dec(raw[f"{stem}_pct"]) / 100
+    if raw.get(f"{stem}_fraction") is not None:
+        return _dec(raw[f"{stem}_fraction"])
+    return None
+
+
+def _mrd(raw, d: date | None) -> tuple[MRDResult, ...]:
+    if isinstance(raw, list):
+        return tuple(r for item in raw for r in _mrd(item, d))
     if not isinstance(raw, dict):
         return ()
     result = str(raw.get("result", "")).lower()
     detected = None
-    if "not detected" in result or "negative" in result:
+    if "not detected" in result or "negative" in result or "undetect" in result:
         detected = False
     elif "detected" in result or "positive" in result:
         detected = True
-    value = raw.get("value_pct")
-    lod = raw.get("LOD_pct")
+    value = _frac(raw, "value")
+    lod = _frac(raw, "LOD") or _frac(raw, "lod") or _frac(raw, "sensitivity")
+    rd = date.fromisoformat(raw["date"]) if "date" in raw else d
     return (MRDResult(
-        date=d, method=raw["method"], detected=detected,
-        value_fraction=_dec(value) / 100 if value is not None else None,
-        lod_fraction=_dec(lod) / 100 if lod is not None else None,
+        date=rd, method=raw.get("method", "MFC"), detected=detected, value_fraction=value, lod_fraction=lod,
+        tissue=raw.get("tissue") or raw.get("sample"), marker=raw.get("marker"),
     ),)
+
+
+_WORDS = {"one": 1, "two": 2, "three": 3, "1": 1, "2": 2, "3": 3, "4": 4}
+
+
+def _therapy(inp: dict, d: date | None) -> TherapyContext | None:
+    courses = inp.get("intensive_courses") or inp.get("intensive_courses_completed")
+    ctx = str(inp.get("context", "")).lower()
+    if courses is None and "intensive" in ctx and "less-intensive" not in ctx and "less intensive" not in ctx:
+        m = re.search(r"(?:cycle|course)\s*(\d+)", ctx) or re.search(r"(\w+)\s+(?:cycles|courses)", ctx)
+        if m and m.group(1) in _WORDS:
+            courses = _WORDS[m.group(1)]
+    start = inp.get("less_intensive_start") or inp.get("less_intensive_start_date")
+    landmark = inp.get("landmark_date")
+    if courses is None and start is None and landmark is None:
+        if d is not None and ("at landmark" in ctx or "(landmark)" in ctx or "at the landmark" in ctx):
+            landmark = d.isoformat()
+        else:
+            return None
+    return TherapyContext(
+        intensive_courses_completed=int(courses) if courses is not None else None,
+        less_intensive_start=date.fromisoformat(start) if start else None,
+        landmark_date=date.fromisoformat(landmark) if landmark else None,
+    )
 
 
 def adapt(inp: dict) -> tuple[ELNInputs, date]:
@@ -112,11 +146,14 @@ def adapt(inp: dict) -> tuple[ELNInputs, date]:
                                      anc_ref="Observation/anc", platelets_ref="Observation/plt"))
         pbb = inp.get("peripheral_blood_blasts")
         if isinstance(pbb, str):
-            pb.append(PeripheralBlasts(date=d, present=(pbb.lower() == "present"), ref="Observation/pb"))
+            pb.append(PeripheralBlasts(date=d, present=pbb.lower().startswith("present"), ref="Observation/pb"))
+        elif inp.get("peripheral_blood_blasts_pct") is not None:
+            pb.append(PeripheralBlasts(date=d, pct=_dec(inp["peripheral_blood_blasts_pct"]), ref="Observation/pb"))
         e = inp.get("extramedullary_disease")
         if isinstance(e, str):
-            emd.append(ExtramedullaryFinding(date=d, present=(e.lower() == "present"), ref="Condition/emd"))
-        mrd = _mrd(inp.get("MRD"), d)
+            emd.append(ExtramedullaryFinding(date=d, present=e.lower().startswith("present"), ref="Condition/emd"))
+    mrd = _mrd(inp.get("MRD"), d)
+    dates.extend(m.date for m in mrd if m.date is not None)
     for s in inp.get("peripheral_blood", []):
         sd = date.fromisoformat(s["date"])
         dates.append(sd)
@@ -129,6 +166,7 @@ def adapt(inp: dict) -> tuple[ELNInputs, date]:
     inputs = ELNInputs(
         marrow=tuple(marrow), counts=tuple(counts), pb_blasts=tuple(pb), emd=tuple(emd), mrd=mrd,
         pretreatment_marrow_blasts_pct=_dec(pre) if pre is not None else None, prior=prior,
+        therapy=_therapy(inp, d),
     )
     return inputs, max(dates)
 
@@ -266,7 +304,7 @@ def test_pr_reduction_50pct_boundary(blasts, expected):
 def test_pr_needs_cr_counts():
     a = one(blasts="10", pre="60", anc="0.99", plt="150")
     assert a.category == "no response"
-    assert any("ANC 0.99 < 1 x10^9/L" in e.text for e in a.evidence)
+    assert any("ANC 0.99 < 1.0 x10^9/L" in e.text for e in a.evidence)
 
 
 def test_pr_without_pretreatment_is_non_evaluable():
@@ -634,7 +672,7 @@ def test_evidence_has_numbers_citation_and_refs():
     a = one(blasts="4.5", anc="1.0", plt="100")
     texts = " | ".join(e.text for e in a.evidence)
     assert "Marrow blasts 4.5 % < 5 %" in texts
-    assert "ANC 1 >= 1 x10^9/L" in texts or "ANC 1.00 >= 1.00" in texts or "ANC 1 >= 1" in texts
+    assert "ANC 1.0 >= 1.0 x10^9/L and platelets 100 >= 100 x10^9/L" in texts
     assert all(e.citation for e in a.evidence)
     assert any("Observation/anc" in e.refs for e in a.evidence)
     assert a.values["bone_marrow_blasts_pct"] == Decimal("4.5")
@@ -690,3 +728,34 @@ def test_cri_option_only_moves_mlfs_to_cri(b, anc, plt):
         assert inclusive.category == "CRi"
     else:
         assert inclusive.category == strict.category
+
+
+def test_vignette_shaped_refractory_case():
+    inp = {
+        "assessment_date": "2024-05-20",
+        "context": "day 28 after cycle 2 of intensive induction",
+        "bone_marrow_blasts_pct": 30,
+        "pretreatment_bone_marrow_blasts_pct": 60,
+        "peripheral_blood_blasts": "present",
+        "extramedullary_disease": "absent",
+        "ANC_10e9_per_L": 0.4,
+        "platelets_10e9_per_L": 30,
+    }
+    inputs, as_of = adapt(inp)
+    a = assess(inputs, as_of)
+    assert a.category == "refractory" and a.outcome == Outcome.NO_RESPONSE
+    assert any(e.rule == "eln.refractory" and "2 intensive induction courses" in e.text for e in a.evidence)
+
+
+def test_vignette_shaped_mrd_series():
+    inp = {
+        "history": [{"date": "2024-03-18", "category": "CR_MRD-"}],
+        "MRD": [
+            {"date": "2024-06-01", "method": "qPCR", "marker": "NPM1", "result": "detected", "value_pct": 0.05},
+            {"date": "2024-06-22", "method": "qPCR", "marker": "NPM1", "result": "detected", "value_pct": 0.2},
+        ],
+    }
+    inputs, as_of = adapt(inp)
+    a = assess(inputs, as_of)
+    assert a.category == "MRD relapse"
+    assert [h.category for h in a.history] == ["CR_MRD-", "suspected MRD relapse", "MRD relapse"]
