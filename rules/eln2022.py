@@ -843,6 +843,9 @@ def assess(
         nonlocal in_remission, pb_run_start, mrd_pending, mrd_ll_ref, mrd_last_neg, mrd_relapsed
         tp.category = HEM_RELAPSE
         tp.confirmed = True
+        # relapse is decided: drop what was only missing for the response categories (e.g. PR inputs)
+        tp.missing.clear()
+        tp.evidence[:] = [e for e in tp.evidence if not e.rule.startswith("eln.ne.")]
         in_remission = False
         pb_run_start = None
         mrd_pending = None

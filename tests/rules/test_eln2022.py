@@ -759,3 +759,10 @@ def test_vignette_shaped_mrd_series():
     a = assess(inputs, as_of)
     assert a.category == "MRD relapse"
     assert [h.category for h in a.history] == ["CR_MRD-", "suspected MRD relapse", "MRD relapse"]
+
+
+def test_relapse_marrow_without_counts_has_nothing_missing():
+    d = date(2024, 10, 1)
+    a = assess(_after_cr(marrow=(MarrowExam(d, Decimal(8), ref="Observation/bm2"),)), d)
+    assert a.category == "hematologic relapse" and a.missing == ()
+    assert any(e.rule == "eln.relapse.bm" and e.refs == ("Observation/bm2",) for e in a.evidence)
