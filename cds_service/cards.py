@@ -55,8 +55,15 @@ def _summary(a: Assessment) -> str:
     pct = v.get("pct_change_from_baseline")
     if isinstance(pct, Decimal) and a.outcome is not Outcome.PROGRESSION:
         parts.append(f"{fmt_pct(pct)} from baseline")
-    elif isinstance(v.get("pct_change_from_nadir"), Decimal) and a.outcome is Outcome.PROGRESSION:
-        parts.append(f"{fmt_pct(v['pct_change_from_nadir'])} from nadir")
+    elif a.outcome is Outcome.PROGRESSION:
+        reasons = []
+        if v.get("target_response") == "PD" and isinstance(v.get("pct_change_from_nadir"), Decimal):
+            reasons.append(f"{fmt_pct(v['pct_change_from_nadir'])} from nadir")
+        if v.get("non_target_response") == "PD":
+            reasons.append("non-target progression")
+        if v.get("new_lesion") == "yes":
+            reasons.append("new lesion")
+        parts.extend(reasons)
     if a.outcome in (Outcome.COMPLETE, Outcome.PARTIAL):
         parts.append("confirmed" if a.confirmed else "unconfirmed")
     if a.assessment_date:

@@ -39,6 +39,7 @@ def templates(settings: Settings, today: date) -> dict[str, str]:
         "reports": f"DiagnosticReport?patient={pid}&category={','.join(REPORT_CATEGORIES)}&date=ge{since}&_count=200",
         "lesions": f"BodyStructure?patient={pid}",
         "medications": f"MedicationRequest?patient={pid}&_count=200",
+        "procedures": f"Procedure?patient={pid}&date=ge{since}&_count=200",
     }
 
 

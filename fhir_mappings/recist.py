@@ -198,6 +198,11 @@ def map_recist(record: PatientRecord, *, confirmation_required: bool | None = No
     all_dates = sorted({d for les in lesions.values() for d in les.sizes} | set(nt_status) | set(new_status) | set(reported))
     if not all_dates:
         return RecistMapping(None, None, ("no tumour measurements (mCODE TumorSize, LOINC 21889-1) in the record",))
+    measured_dates = sorted({d for les in lesions.values() for d in les.sizes})
+    if not measured_dates and reported and min(reported) == all_dates[0]:
+        # only reported responses (no measurements): the baseline is the start of treatment (or a day before)
+        start = _treatment_start(record, all_dates[0] - timedelta(days=365))
+        all_dates.insert(0, start if start and start < all_dates[0] else all_dates[0] - timedelta(days=1))
     baseline = all_dates[0]
 
     coded_roles = any(les.role for les in lesions.values())

@@ -277,7 +277,7 @@ def assess(inputs: RecistInputs, as_of: date, *, continuing_pr: bool = True) -> 
                    "at most 5 in all and 2 per organ); the rest are non-target.", f"{CITE} §4.2")
         if baseline_sum == 0:
             return _not_evaluable(["baseline target sum is 0 mm"], ev)
-    elif baseline.reported_overall is None and baseline.non_target is None:
+    elif baseline.non_target is None and not any(tp.reported_overall for tp in tps[1:]):
         missing.append("no measurable (target) or non-target disease recorded at baseline")
 
     results: list[_TP] = []

@@ -1,0 +1,170 @@
+"""The ``remission-cds`` command: serve, evaluate, vignettes (more subcommands are added by later features)."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any, Sequence
+
+
+def _read_json(path: str) -> Any:
+    try:
+        raw = sys.stdin.buffer.read() if path == "-" else Path(path).read_bytes()
+    except OSError as exc:
+        raise SystemExit(_fail(f"cannot read {path}: {exc.strerror}"))
+    from cds_service.jsonio import JSONDecodeError, loads
+
+    try:
+        return loads(raw)
+    except JSONDecodeError as exc:
+        raise SystemExit(_fail(f"{path} is not valid JSON: {exc.msg} (position {exc.pos})"))
+
+
+def _fail(msg: str) -> int:
+    print(f"remission-cds: error: {msg}", file=sys.stderr)
+    return 2
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from gunicorn.app.base import BaseApplication
+
+    from cds_service import create_app
+
+    app = create_app(args.config)
+
+    class _App(BaseApplication):
+        def load_config(self) -> None:
+            self.cfg.set("bind", f"{args.host}:{args.port}")
+            self.cfg.set("workers", args.workers)
+            self.cfg.set("worker_class", "sync")
+            self.cfg.set("timeout", 30)
+            self.cfg.set("accesslog", None)
+
+        def load(self):  # noqa: ANN201
+            return app
+
+    print(f"remission-cds: serving CDS Hooks on http://{args.host}:{args.port}/cds-services", file=sys.stderr)
+    _App().run()
+    return 0
+
+
+def _request_from(doc: Any) -> dict:
+    """A CDS Hooks request from a request document, a Bundle, or a single resource."""
+    if not isinstance(doc, dict):
+        raise ValueError("the file must hold a JSON object (a FHIR Bundle or a CDS Hooks request)")
+    if "hook" in doc and "context" in doc:
+        return doc
+    if doc.get("resourceType") == "Bundle":
+        resources = [e.get("resource") for e in doc.get("entry") or () if isinstance(e, dict)]
+        resources = [r for r in resources if isinstance(r, dict)]
+        patient = next((r for r in resources if r.get("resourceType") == "Patient"), None)
+        pid = (patient or {}).get("id") or "unknown"
+        searchset = {"resourceType": "Bundle", "type": "searchset", "entry": [{"resource": r} for r in resources]}
+        return {"hook": "patient-view", "hookInstance": "cli-evaluate",
+                "context": {"userId": "Practitioner/cli", "patientId": pid},
+                "prefetch": {"patient": patient, "conditions": searchset, "observations": searchset,
+                             "reports": searchset, "lesions": searchset, "medications": searchset,
+                             "procedures": searchset}}
+    raise ValueError("the file is neither a FHIR Bundle nor a CDS Hooks request (no 'hook'/'context', "
+                     f"resourceType {doc.get('resourceType')!r})")
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from cds_service import create_app
+
+    doc = _read_json(args.file)
+    try:
+        req = _request_from(doc)
+    except ValueError as exc:
+        return _fail(str(exc))
+    app = create_app(args.config)
+    with app.test_client() as client:
+        resp = client.post(f"/cds-services/{args.service}", json=req)
+    body = resp.get_json(silent=True)
+    if resp.status_code != 200:
+        issues = (body or {}).get("issue") or [{}]
+        return _fail(f"HTTP {resp.status_code}: " + "; ".join(i.get("diagnostics", "") for i in issues))
+    out = []
+    for card in body["cards"]:
+        ext = (card.get("extension") or {}).get("org.remission-cds.assessment")
+        out.append({"summary": card["summary"], "indicator": card["indicator"], **({"assessment": ext} if ext else {})})
+    print(json.dumps({"cards": out} if args.full is False else body, indent=2, ensure_ascii=False))
+    return 0
+
+
+def cmd_vignettes(args: argparse.Namespace) -> int:
+    from cds_service import create_app
+    from cds_service.sandbox.vignettes import CARD_CRITERIA, CONVERTERS, prefix_of, to_patient
+
+    doc = _read_json(args.file)
+    items = doc if isinstance(doc, list) else [doc]
+    app = create_app(args.config)
+    failures = 0
+    rows = []
+    with app.test_client() as client:
+        for v in items:
+            if not isinstance(v, dict) or "id" not in v:
+                continue
+            if args.id and v["id"] not in args.id:
+                continue
+            pre = prefix_of(v["id"])
+            if pre not in CONVERTERS:
+                rows.append((v["id"], "-", "-", "no converter"))
+                continue
+            expected = v.get("expected", {})
+            accept = expected.get("accept") or [expected.get("category")]
+            try:
+                resp = client.post("/cds-services/remission-status", json=to_patient(v).hook_request())
+                cards = resp.get_json()["cards"]
+            except Exception as exc:  # report and go on: one bad vignette must not hide the others
+                rows.append((v["id"], str(accept), "-", f"error {type(exc).__name__}"))
+                failures += 1
+                continue
+            got = [c["extension"]["org.remission-cds.assessment"]["category"] for c in cards
+                   if (c.get("extension") or {}).get("org.remission-cds.assessment", {}).get("criteria")
+                   == CARD_CRITERIA[pre]]
+            ok = bool(got) and got[0] in accept
+            failures += not ok
+            rows.append((v["id"], " | ".join(map(str, accept)), got[0] if got else "(no card)", "ok" if ok else "FAIL"))
+    width = max((len(r[0]) for r in rows), default=10)
+    for r in rows:
+        print(f"{r[0]:<{width}}  {r[3]:<12}  expected {r[1]}  got {r[2]}")
+    print(f"{sum(1 for r in rows if r[3] == 'ok')} passed, {failures} failed")
+    return 1 if failures else 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="remission-cds", description="CDS Hooks service for cancer response and remission")
+    p.add_argument("--config", help="configuration file (YAML); default: $REMISSION_CDS_CONFIG or built-in defaults")
+    sub = p.add_subparsers(dest="command", required=True)
+    s = sub.add_parser("serve", help="run the CDS Hooks service (gunicorn, sync workers)")
+    s.add_argument("--host", default="127.0.0.1")
+    s.add_argument("--port", type=int, default=8080)
+    s.add_argument("--workers", type=int, default=2)
+    s.set_defaults(func=cmd_serve)
+    e = sub.add_parser("evaluate", help="print the assessment of a FHIR Bundle or a CDS Hooks request (JSON)")
+    e.add_argument("file", help="path to a JSON file, or - for standard input")
+    e.add_argument("--service", default="remission-status")
+    e.add_argument("--full", action="store_true", help="print the full CDS Hooks response")
+    e.set_defaults(func=cmd_evaluate)
+    v = sub.add_parser("vignettes", help="convert vignettes (shared/vignettes format) to FHIR and check each card")
+    v.add_argument("file")
+    v.add_argument("--id", action="append", help="only this vignette id (repeatable)")
+    v.set_defaults(func=cmd_vignettes)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except SystemExit as exc:
+        return int(exc.code or 0) if not isinstance(exc.code, str) else _fail(exc.code)
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

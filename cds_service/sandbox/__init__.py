@@ -1,0 +1,1 @@
+"""Synthetic FHIR data: builders, the public-vignette converter and the sandbox patient library."""

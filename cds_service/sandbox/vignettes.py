@@ -1,0 +1,110 @@
+"""Public-vignette inputs (shared/vignettes/public.json) -> FHIR patients, per criteria family.
+
+Each converter writes the vignette's clinical facts as the FHIR a real record would carry (documented in
+docs/fhir-inputs.md) — measurements, labs, coded findings, report text — never the expected answer. The
+vignette's precomputed shortcuts (a given nadir, a prior category) become the resources that would hold
+them in a record (an earlier measurement, a reported assessment).
+"""
+from __future__ import annotations
+
+from datetime import date, timedelta
+from typing import Any, Callable
+
+from cds_service.sandbox.builders import PatientBuilder
+from fhir_mappings import codes
+
+Vignette = dict[str, Any]
+CONVERTERS: dict[str, Callable[[Vignette], PatientBuilder]] = {}
+CARD_CRITERIA: dict[str, str] = {}   # vignette id prefix -> the card's extension criteria
+
+
+def converter(prefix: str, card_criteria: str):
+    def deco(fn: Callable[[Vignette], PatientBuilder]):
+        CONVERTERS[prefix] = fn
+        CARD_CRITERIA[prefix] = card_criteria
+        return fn
+    return deco
+
+
+def prefix_of(vignette_id: str) -> str:
+    return vignette_id.rsplit("-", 1)[0]
+
+
+def to_patient(v: Vignette) -> PatientBuilder:
+    fn = CONVERTERS.get(prefix_of(v["id"]))
+    if fn is None:
+        raise KeyError(f"no converter for vignette {v['id']}")
+    return fn(v)
+
+
+def _pid(v: Vignette) -> str:
+    return "vig-" + v["id"].lower().replace("_", "-").replace(".", "-")
+
+
+# --- RECIST 1.1 ---------------------------------------------------------------------------------
+
+def _confirmation_required(design: str | None) -> bool:
+    d = (design or "").lower()
+    return ("single-arm" in d or "non-random" in d or "nonrandom" in d or "phase ii" in d) and "randomi" not in d.replace(
+        "non-randomi", "")
+
+
+@converter("RECIST", "RECIST 1.1")
+def recist(v: Vignette) -> PatientBuilder:
+    inp = v["inputs"]
+    p = PatientBuilder(_pid(v))
+    p.condition(icd10="C80.1", text="Malignant neoplasm, metastatic solid tumour", onset="2023-12-01")
+    if _confirmation_required(inp.get("trial_design")):
+        first = (inp.get("timepoints") or inp.get("timepoint_overall_responses") or [{}])[0].get("date", "2024-01-01")
+        p.observation(codes.TRIAL_CONFIRMATION, first, value_bool=True, category="survey")
+    if inp.get("treatment_start"):
+        p.medication(inp["treatment_start"], "Systemic anticancer therapy (protocol)")
+    lesions: dict[str, dict] = {}
+    for tp in inp.get("timepoints", []):
+        when = tp["date"]
+        results = []
+        for t in tp.get("target_lesions", []):
+            nodal = t.get("type") == "nodal"
+            if t["id"] not in lesions:
+                lesions[t["id"]] = p.lesion(t["id"], t.get("site", "unspecified"), nodal=nodal)
+            body = lesions[t["id"]]
+            size = t.get("short_axis_mm") if nodal else t.get("ld_mm")
+            reported = (t.get("reported_as") or "").lower()
+            kwargs: dict[str, Any] = {"role": "target"}
+            if size is None:
+                kwargs["not_assessed"] = True
+            elif nodal:
+                kwargs["short_axis_mm"] = size
+                kwargs["longest_mm"] = t.get("ld_mm", size)
+            else:
+                kwargs["longest_mm"] = size
+            if "too small" in reported and size is None:
+                kwargs = {"role": "target", "too_small": True}
+            results.append(p.tumor_size(body, when, **kwargs))
+        nt = tp.get("non_target")
+        if nt is not None:
+            txt = str(nt).lower()
+            if txt in ("none", "no"):
+                value = "none"
+            elif txt == "pd" or txt.startswith("pd") or "unequivocal" in txt:
+                value = "PD"
+            elif txt.startswith("cr") or "disappeared" in txt or "absent" in txt:
+                value = "CR"
+            elif "not evaluated" in txt or txt == "ne":
+                value = "NE"
+            else:
+                value = "non-CR/non-PD"
+            results.append(p.observation(codes.NON_TARGET_RESPONSE, when, value_code=value, category="imaging",
+                                         note=tp.get("non_target_details")))
+        nl = tp.get("new_lesions")
+        if isinstance(nl, bool):
+            results.append(p.observation(codes.NEW_LESION, when, value_bool=nl, category="imaging"))
+        elif isinstance(nl, str):
+            results.append(p.observation(codes.NEW_LESION, when, value_code=("http://remission-cds.org/fhir/"
+                                         "CodeSystem/criteria-inputs", "equivocal" if "equivocal" in nl else "yes"),
+                                         category="imaging"))
+        p.report(when, results=results, conclusion=None)
+    for r in inp.get("timepoint_overall_responses", []):
+        obs = p.observation(codes.TIMEPOINT_RESPONSE, r["date"], value_code=r["overall"], category="imaging")
+        p.report(r["date"], results=[obs])
+    return p

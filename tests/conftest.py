@@ -1,0 +1,36 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared"
+VIGNETTES = SHARED / "vignettes" / "public.json"
+
+
+def load_vignettes() -> list[dict]:
+    return json.loads(VIGNETTES.read_text(encoding="utf-8"))
+
+
+@pytest.fixture()
+def settings_dict(tmp_path):
+    return {"feedback_database_url": f"sqlite:///{tmp_path}/feedback.sqlite3"}
+
+
+@pytest.fixture()
+def app(settings_dict):
+    from cds_service import create_app
+
+    return create_app(settings_dict)
+
+
+@pytest.fixture()
+def client(app):
+    return app.test_client()
+
+
+def assessment_cards(body: dict) -> list[dict]:
+    return [c["extension"]["org.remission-cds.assessment"] for c in body["cards"]
+            if "org.remission-cds.assessment" in (c.get("extension") or {})]
