@@ -81,7 +81,15 @@ def assess_record(record: PatientRecord, as_of: date, options: Mapping[str, Any]
 
 
 def _load_builtin() -> None:
-    from fhir_mappings import recist_entry  # noqa: F401  (registers RECIST 1.1)
+    """Import every ``fhir_mappings/*_entry.py``: each registers one criteria set."""
+    import importlib
+    import pkgutil
+
+    import fhir_mappings
+
+    for mod in sorted(pkgutil.iter_modules(fhir_mappings.__path__), key=lambda m: m.name):
+        if mod.name.endswith("_entry"):
+            importlib.import_module(f"fhir_mappings.{mod.name}")
 
 
 _load_builtin()

@@ -108,3 +108,18 @@ def recist(v: Vignette) -> PatientBuilder:
         obs = p.observation(codes.TIMEPOINT_RESPONSE, r["date"], value_code=r["overall"], category="imaging")
         p.report(r["date"], results=[obs])
     return p
+
+
+def _load_converters() -> None:
+    """Import every ``cds_service/sandbox/vignettes_*.py``: each registers converters for one family."""
+    import importlib
+    import pkgutil
+
+    import cds_service.sandbox as pkg
+
+    for mod in sorted(pkgutil.iter_modules(pkg.__path__), key=lambda m: m.name):
+        if mod.name.startswith("vignettes_"):
+            importlib.import_module(f"cds_service.sandbox.{mod.name}")
+
+
+_load_converters()

@@ -1,0 +1,47 @@
+"""Every public vignette with a converter, as FHIR, through the HTTP API: category and key numbers."""
+from __future__ import annotations
+
+import pytest
+
+from cds_service.sandbox.vignettes import CARD_CRITERIA, CONVERTERS, prefix_of, to_patient
+from conftest import assessment_cards, load_vignettes
+
+VIGNETTES = [v for v in load_vignettes() if prefix_of(v["id"]) in CONVERTERS]
+SKIP_KEYS = {"category", "accept", "note", "timepoint", "flag", "interpretation_flag", "boundary_flag",
+             "alternate_protocol_result", "rationale"}
+
+
+def _card_for(body: dict, prefix: str) -> dict:
+    cards = [a for a in assessment_cards(body) if a["criteria"] == CARD_CRITERIA[prefix]]
+    assert cards, f"no {CARD_CRITERIA[prefix]} card in {[c['summary'] for c in body['cards']]}"
+    return cards[0]
+
+
+@pytest.mark.parametrize("vignette", VIGNETTES, ids=[v["id"] for v in VIGNETTES])
+def test_vignette_through_http(client, vignette):
+    resp = client.post("/cds-services/remission-status", json=to_patient(vignette).hook_request())
+    assert resp.status_code == 200, resp.get_data(as_text=True)
+    card = _card_for(resp.get_json(), prefix_of(vignette["id"]))
+    expected = vignette["expected"]
+    accept = expected.get("accept") or [expected["category"]]
+    assert card["category"] in accept
+    values = card.get("values", {})
+    checked = 0
+    for key, want in expected.items():
+        if key in SKIP_KEYS or key not in values:
+            continue
+        got = values[key]
+        if isinstance(want, (int, float)) and not isinstance(want, bool):
+            assert got == pytest.approx(want, abs=0.011), key
+        else:
+            assert got == want, key
+        checked += 1
+    if "timepoint_responses" in expected:
+        got_seq = [h["category"] for h in card["history"] if h["category"] != "baseline"]
+        assert got_seq[-len(expected["timepoint_responses"]):] == expected["timepoint_responses"]
+    if "timepoint" in expected:
+        assert card["assessmentDate"] == expected["timepoint"]
+
+
+def test_every_recist_vignette_has_a_converter():
+    assert {v["id"] for v in load_vignettes() if v["id"].startswith("RECIST-")} <= {v["id"] for v in VIGNETTES}
