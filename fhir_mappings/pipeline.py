@@ -32,6 +32,11 @@ class CriteriaMapper:
     report_categories: tuple[str, ...] = ()  # DiagnosticReport categories it reads (system|code)
     fn: MapFn = None  # type: ignore[assignment]
     needs: tuple[str, ...] = ("Observation",)  # resource types beyond Patient/Condition
+    # whether this criteria set applies to this patient at all (e.g. iRECIST only on checkpoint inhibitors);
+    # when False the criteria set is skipped silently (no "insufficient data" card)
+    applies: Callable[[PatientRecord, RoutedCancer, Mapping[str, Any]], bool] | None = None
+    # criteria sets this one replaces when it applies (iRECIST replaces RECIST 1.1 on immunotherapy)
+    replaces: tuple[str, ...] = ()
 
 
 @dataclass
@@ -68,7 +73,19 @@ def assess_record(record: PatientRecord, as_of: date, options: Mapping[str, Any]
     options = options or {}
     results: list[CriteriaResult] = []
     for routed in route(record):
-        for crit in routed.cancer.criteria:
+        wanted = list(routed.cancer.criteria)
+        wanted += [m.criteria for m in REGISTRY.values()
+                   if m.replaces and set(m.replaces) & set(wanted) and m.criteria not in wanted]
+        active = []
+        for crit in wanted:
+            m = REGISTRY.get(crit)
+            if m is not None and m.applies is not None and not m.applies(record, routed, options):
+                continue
+            active.append(crit)
+        replaced = {r for c in active if c in REGISTRY for r in REGISTRY[c].replaces}
+        for crit in active:
+            if crit in replaced:
+                continue
             mapper = REGISTRY.get(crit)
             if mapper is None:
                 results.append(CriteriaResult(routed, crit, None, (f"{crit} is not implemented by this service yet",)))
