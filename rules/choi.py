@@ -20,7 +20,9 @@ RECIST progression).
 Interpretation choices [I]:
 
 * Size increase for PD is measured from the nadir (smallest SLD on study incl. baseline), as RECIST 1.1 does;
-  ``size_pd_reference="baseline"`` measures it from baseline.  Decreases (PR) are always vs baseline.
+  ``size_pd_reference="baseline"`` measures it from baseline.  Decreases (PR) are always vs baseline, and,
+  as in RECIST 1.1, a size PD vs the nadir is checked before a size PR vs baseline (only PR by attenuation
+  prevents size PD, per Choi's table).
 * Mean attenuation of several lesions = plain mean of the lesion means (exact, as a fraction); every lesion must
   have a value, otherwise attenuation is unknown.  A baseline attenuation <= 0 HU gives no percent change.
 * Missing data: PR by one criterion alone is certain when the other is missing (standard Choi only); otherwise
@@ -229,12 +231,15 @@ def assess(inputs: ChoiInputs, as_of: date) -> Assessment:
                                   ("obvious progression of non-measurable disease", tp.non_measurable_progression),
                                   ("symptomatic deterioration attributed to progression", tp.symptomatic_deterioration))
                   if on]
+        # PR in force; "protect" = what stops a >= 10 % size increase from being PD (standard: PR by attenuation;
+        # modified: modified PR, which a size increase from baseline can never meet).
         if inputs.modified:
-            pr = None if size_pr is None or att_pr is None else (size_pr and att_pr)
-            if size_pr is False or att_pr is False:
-                pr = False
+            pr = False if (size_pr is False or att_pr is False) else (None if size_pr is None or att_pr is None
+                                                                      else True)
+            protect = pr
         else:
             pr = True if (size_pr or att_pr) else (None if size_pr is None or att_pr is None else False)
+            protect = att_pr
         if events:
             category = PD
             log.add("choi.pd.event", f"{tp.date}: " + "; ".join(events) + " -> PD", CIT, refs)
@@ -245,11 +250,13 @@ def assess(inputs: ChoiInputs, as_of: date) -> Assessment:
             else:
                 category = CR
                 log.add("choi.cr", f"{tp.date}: all lesions disappeared, no new lesions -> CR", CIT, refs)
-        elif size_pd and pr is False:
+        elif size_pd and protect is False:
             category = PD
             log.add("choi.pd.size", f"{tp.date}: SLD >= +{fmt(CHOI_PD_SIZE_PCT)} % and not PR"
                     + (" (modified Choi PR needs a size decrease)" if inputs.modified else " by attenuation")
                     + " -> PD", CIT_MOD if inputs.modified else CIT, refs)
+        elif size_pd and protect is None:
+            category = NE
         elif pr:
             category = PR
             why = " and ".join(w for w, on in (("size", size_pr), ("attenuation", att_pr)) if on)

@@ -40,7 +40,7 @@ Rules, and why
   schedule starts at the anchor); one after ``as_of`` is ignored as impossible.
 * **Thereafter.**  A band with ``to_month`` null is the open-ended "thereafter" rule (e.g. yearly after year
   5).  After the last closed band the item is "completed-phase" (the guideline's schedule has ended, e.g.
-  colorectal CEA after 5 years).  A band with ``every`` null schedules nothing in that band (testicular
+  colorectal CEA after 5 years); so is an item whose next due date would fall after that end.  A band with ``every`` null schedules nothing in that band (testicular
   seminoma: no CT in year 4, EAU/ESMO); the next band with an interval gives the next due date.
 * **Time points** (``time_points``: e.g. DLBCL CBC/LDH at months 3, 6, 12, 24, ESMO) are due at anchor + point;
   a point counts as done when last done is on or after point - ``window_months``; overdue after point +
@@ -602,6 +602,10 @@ def _recurring(
     if not_before is not None and due < not_before:
         due = not_before
         overdue = max(overdue, not_before)
+    end_month = bands[-1]["to_month"]
+    if end_month is not None and due >= add_months(anchor, end_month):
+        # The next one would fall after the guideline's schedule has ended: nothing more is scheduled.
+        return STATUS_COMPLETED, None, None, _schedule_end_phrase(it, end_month), phase
     overdue = overdue + grace
     return _classify(as_of, due, overdue), due, overdue, interval, phase
 
