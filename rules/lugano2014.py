@@ -288,7 +288,6 @@ class PetFinding:
     deauville: int | str
     new: bool = False
     le_surrounding_normal_tissue: bool = False
-    suv_max: Decimal | None = None
     ref: str | None = None
 
 
@@ -314,6 +313,7 @@ class PetScan:
     uptake_vs_baseline: UptakeChange | None = None
     deauville_as_reported: bool = False
     timepoint: str | None = None
+    residual_mass_mm: tuple[Decimal, Decimal] | None = None
     ref: str | None = None
 
 
@@ -470,8 +470,10 @@ def _assess_scan(scan: PetScan, baseline: PetScan | None, prior: list[str], opts
         step.values["highest_deauville_score"] = ds
         tag = " (as reported)" if scan.deauville_as_reported else ""
         if ds <= cmr_max:
+            mass = (f"; residual mass {fmt(D(scan.residual_mass_mm[0]))}x{fmt(D(scan.residual_mass_mm[1]))} mm "
+                    "does not prevent CMR" if scan.residual_mass_mm else ", with or without a residual mass")
             step.evidence.add("lugano.pet.cmr", f"Highest Deauville score at lymphoma sites {ds}{tag} (CMR needs "
-                              f"<= {cmr_max}), with or without a residual mass.", _CIT_PET + "; " + _CIT_5PS, refs)
+                              f"<= {cmr_max}){mass}.", _CIT_PET + "; " + _CIT_5PS, refs)
             components.append("CMR")
             if ds == DEAUVILLE_CMR_MAX:
                 step.notes.append("Deauville 3 is CMR in routine practice; some de-escalation trials regard it as "
@@ -901,13 +903,18 @@ def _ct_new_lesions(c: _CtContext) -> None:
         elif n.attributable_to_lymphoma:
             c.pd("new_attributable", f"New {kind.value} lesion{site} ({size}) unequivocally attributable to "
                  "lymphoma: PD at any size.", nrefs)
+        elif kind == LesionKind.NODAL:
+            # Nodes with LDi <= 15 mm are normal-sized by Lugano (criteria.md §4.3): not a new lesion.
+            c.step.evidence.add("lugano.ct.new_lesion.normal_node", f"New node{site} ({size}; PD needs > "
+                                f"{fmt(PD_NEW_NODE_ABOVE_MM)} mm or unequivocal lymphoma): normal-sized, not PD.",
+                                _CIT_CT, nrefs)
         else:
-            limit = PD_NEW_NODE_ABOVE_MM if kind == LesionKind.NODAL else PD_NEW_EXTRANODAL_ABOVE_MM
-            c.cr_blocks.append(f"new {kind.value} finding{site}")
-            c.pr_blocks.append(f"new {kind.value} finding{site}")
-            c.step.evidence.add("lugano.ct.new_lesion.equivocal", f"New {kind.value} finding{site} ({size}; PD needs "
-                                f"> {fmt(limit)} mm or unequivocal lymphoma): not PD, but CR and PR need no new "
-                                "lesions.", _CIT_CT, nrefs)
+            # Extranodal < 10 mm must be unequivocal and attributable to lymphoma for PD (Cheson 2014 Table 3);
+            # an equivocal finding is not PD, but CR (no extralymphatic disease) is withheld.
+            c.cr_blocks.append(f"equivocal new extranodal finding{site}")
+            c.step.evidence.add("lugano.ct.new_lesion.equivocal", f"New extranodal finding{site} ({size}; PD needs > "
+                                f"{fmt(PD_NEW_EXTRANODAL_ABOVE_MM)} mm or unequivocal lymphoma): not PD; CR withheld "
+                                "while it is unexplained.", _CIT_CT, nrefs)
     if cur.new_lesions_reported:
         c.pd("new_lesion", "New lesion(s) consistent with lymphoma reported.")
     elif cur.new_lesions_reported is False and not cur.new_lesions:
