@@ -58,16 +58,6 @@ def pct(current: Number, reference: Number) -> Dec:
     return None if D(reference) == 0 else pct_change(current, reference)
 
 
-def refs_of(*items: object) -> tuple[str, ...]:
-    """Collect the non-empty ``ref`` attributes of the given objects (order kept, no duplicates)."""
-    out: list[str] = []
-    for item in items:
-        ref = getattr(item, "ref", None)
-        if ref and ref not in out:
-            out.append(ref)
-    return tuple(out)
-
-
 def mm(value: Number) -> str:
     return f"{fmt(value)} mm"
 

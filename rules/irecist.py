@@ -58,7 +58,7 @@ from ._imaging import (
     progression_established,
     response_confirmed,
 )
-from .base import Assessment, EvidenceLog, Outcome, Source, TimepointResult, fmt
+from .base import Assessment, EvidenceLog, Outcome, Source, TimepointResult
 
 CRITERIA = "iRECIST"
 SOURCE = Source(
@@ -340,8 +340,10 @@ def assess(inputs: IRecistInputs, as_of: date) -> Assessment:
     has_targets = base_sum is not None and base_sum > 0
     try:
         base_nt = normalise_non_target(base.non_target)
-    except ValueError as err:
-        return not_evaluable(str(err))
+    except ValueError:
+        # at baseline non-target disease is only recorded as present: a description means "present"
+        base_nt = NT_NN
+        notes.append(f"Baseline non-target description {base.non_target!r} read as non-target disease present.")
     if not has_targets and base_nt is None:
         return not_evaluable("no measurable or non-target disease at baseline")
     log.add("irecist.baseline",

@@ -307,8 +307,10 @@ def assess(inputs: MrecistInputs, as_of: date) -> Assessment:
         return not_evaluable("no eligible mRECIST target lesion at baseline")
     try:
         base_nt = normalise_non_target(base.non_target)
-    except ValueError as err:
-        return not_evaluable(str(err))
+    except ValueError:
+        # at baseline non-target disease is only recorded as present: a description means "present"
+        base_nt = NT_NN
+        notes.append(f"Baseline non-target description {base.non_target!r} read as non-target disease present.")
 
     viable = _Track("viable_mm", "Viable sum", None, MRECIST_PR_PCT, MRECIST_PD_PCT)
     total = _Track("total_mm", "Total-diameter sum", RECIST_PD_ABS_MM, RECIST_PR_PCT, RECIST_PD_PCT)

@@ -399,3 +399,9 @@ def test_property_cumulative_increase_confirms_once_5_mm(steps):
         series.append(tp(day, total))
     a = run(*series)
     assert a.category == ("iCPD" if total - 62 >= 5 else "iUPD")
+
+
+def test_baseline_non_target_description_means_present():
+    a = run(tp(0, 35, nt="small right pleural effusion (malignant)"), tp(56, 33, nt="PD"))
+    assert a.category == "iUPD"
+    assert any("read as non-target disease present" in n for n in a.notes)

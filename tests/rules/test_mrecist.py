@@ -233,3 +233,8 @@ def test_property_viable_thresholds_exact(base, follow):
         assert a.category == "PR"
     else:
         assert a.category == "SD"
+
+
+def test_baseline_non_target_description_means_present():
+    a = run(tp(0, viable=30, nt="portal vein thrombus, enhancing"), tp(56, viable=0, nt="IR/SD"))
+    assert a.category == "PR"
