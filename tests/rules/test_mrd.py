@@ -41,19 +41,25 @@ def _method(text: str) -> Method:
 def _result(item: dict, defaults: dict | None = None) -> MrdResult:
     item = {**(defaults or {}), **item}
     text = " ".join(str(item.get(k, "")) for k in ("method", "assay", "timepoint", "sample"))
-    level = None
-    if item.get("MRD_fraction") is not None:
-        level = D(str(item["MRD_fraction"]))
-    elif item.get("MRD_pct") is not None:
-        level = mrd.pct_to_fraction(D(str(item["MRD_pct"])))
+    level = sens = None
+    for k, v in item.items():
+        if v is None or isinstance(v, (dict, list, bool)):
+            continue
+        if re.search(r"lod|sensitivity|limit_of_detection", k, re.IGNORECASE):
+            sens = D(str(v)) if k.lower().endswith("fraction") else mrd.pct_to_fraction(D(str(v)))
+        elif re.search(r"(mrd|level).*_fraction$", k, re.IGNORECASE) and level is None:
+            level = D(str(v))
+        elif re.search(r"(mrd|level).*_pct$", k, re.IGNORECASE) and level is None:
+            level = mrd.pct_to_fraction(D(str(v)))
     res = str(item.get("result", "")).lower()
-    detected = not (("negative" in res) or ("not detected" in res) or ("no clonotype" in res)) if res else True
+    detected = not (("negative" in res) or ("not detected" in res) or ("no clonotype" in res)
+                    or ("undetectable" in res)) if res else True
     if level is not None and level == 0:
         detected = False
-    sens = None
-    for k, v in item.items():
-        if re.search(r"lod|sensitivity|limit_of_detection", k, re.IGNORECASE) and v is not None:
-            sens = D(str(v))
+    loq = None
+    bound = re.search(r"<\s*([\d.]+)\s*%", res)
+    if detected and level is None and bound:
+        loq = mrd.pct_to_fraction(D(bound.group(1)))
     markers = re.search(r"(\d+)\s*markers?", text)
     sample = Sample.PB if re.search(r"peripheral blood|\bPB\b|blood", text) and "marrow" not in text else Sample.BM
     return MrdResult(
@@ -65,6 +71,7 @@ def _result(item: dict, defaults: dict | None = None) -> MrdResult:
         sample=sample,
         timepoint=item.get("timepoint"),
         markers=int(markers.group(1)) if markers else None,
+        loq=loq,
     )
 
 
@@ -77,6 +84,10 @@ def _scheme(criteria: str) -> Scheme:
         return Scheme.ALL_RELAPSE
     if "adult" in criteria.lower():
         return Scheme.ADULT_ALL
+    if "CLL" in criteria:
+        return Scheme.CLL
+    if "AML" in criteria or "ELN" in criteria:
+        return Scheme.AML_MFC
     raise ValueError(criteria)
 
 
@@ -95,7 +106,8 @@ def vignette_inputs(v: dict) -> MrdInputs:
 
 def _all_mrd_vignettes() -> list[dict]:
     data = json.loads(VIGNETTES.read_text())
-    return [v for v in data if v["id"].startswith("MRD-") and v["criteria"].startswith("ALL MRD")]
+    # IMWG 2016 MRD vignettes belong to rules/imwg2016.py; every other MRD- vignette is this engine's.
+    return [v for v in data if v["id"].startswith("MRD-") and not v["criteria"].startswith("IMWG")]
 
 
 ALL_VIGNETTES = _all_mrd_vignettes()
