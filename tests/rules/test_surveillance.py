@@ -327,3 +327,29 @@ def test_module_never_reads_the_clock():
     assert "import logging" not in src
     assert not re.search(r"(?<![\w.])open\(", src)
     assert sv.STATUS_COMPLETED == "completed-phase"
+
+
+def test_validate_catches_bad_units_time_points_and_open_band(defaults):
+    bad = copy.deepcopy(defaults)
+    aml = bad["cancer_types"]["aml_cr"]["items"]
+    aml[1]["bands"][0]["unit"] = "days"
+    bad["cancer_types"]["dlbcl"]["items"][1]["time_points_months"] = [6, 3]
+    bad["cancer_types"]["prostate"]["items"][0]["bands"][0]["to_month"] = None  # open band that is not last
+    text = "\n".join(validate_schedules(bad))
+    assert "unit" in text and "time_points_months" in text and "only the last band may be open-ended" in text
+
+
+def test_before_anchor_everything_is_upcoming():
+    p = plan("prostate", ANCHOR, {}, date(2019, 12, 1))
+    assert p.months_since_anchor == 0
+    assert {it.status for it in p.items} == {"upcoming"}
+    assert p.item("psa").due_date == date(2020, 7, 15)
+
+
+def test_thyroid_tg_interval_lengthens_after_year_one():
+    last = {"tg_tgab": date(2020, 12, 1)}
+    y1 = plan("thyroid", ANCHOR, last, date(2021, 1, 14)).item("tg_tgab")
+    y2 = plan("thyroid", ANCHOR, last, date(2021, 1, 15)).item("tg_tgab")
+    assert (y1.due_date, y1.overdue_after) == (date(2021, 6, 1), date(2021, 12, 1))
+    assert (y2.due_date, y2.overdue_after) == (date(2021, 12, 1), date(2022, 12, 1))
+    assert "excellent response" in y2.interval
