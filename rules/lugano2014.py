@@ -110,7 +110,6 @@ SOURCE: Final = Source(
     url="https://doi.org/10.1200/JCO.2013.54.8800",
 )
 
-_T3: Final = "Cheson 2014 Table 3"
 _CIT_5PS: Final = "Barrington 2014 (Deauville 5PS); Cheson 2014 Table 3 footnote; criteria.md §4.1"
 _CIT_PET: Final = "Cheson 2014 Table 3 (PET-CT based response); criteria.md §4.2"
 _CIT_CT: Final = "Cheson 2014 Table 3 (CT-based response); criteria.md §4.3"
@@ -301,6 +300,7 @@ class PetScan:
     new_fdg_avid_lesions: new FDG-avid foci consistent with lymphoma (True -> PMD).
     uptake_vs_baseline: the reader's stated comparison with baseline, if any.
     deauville_as_reported: the score was taken from report text ("as reported"), not a coded observation.
+    residual_mass_mm: LDi x SDi of a residual mass, shown in the evidence (it does not prevent CMR).
     date: required for follow-up scans; may be None for a baseline given without date.
     """
 
