@@ -30,6 +30,8 @@ Rules and interpretation choices
 * Methods: NGF / next-generation flow / EuroFlow -> flow; NGS / clonoSEQ / LymphoSIGHT / sequencing -> sequencing.
   Other flow assays that reach 1e-5 are treated as a "validated equivalent" flow method (noted); other methods
   (e.g. ASO-qPCR) are not IMWG 2016 MRD methods and are not evaluable.
+* MRD is read on bone marrow (NGF/NGS of the marrow aspirate); a test whose ``sample`` names peripheral blood is not
+  evaluable.
 * The result is read from the latest evaluable test (a positive result is always evaluable).
 * Imaging for imaging-plus / sustained: a PET/CT within ``PET_WINDOW_DAYS`` (90 days, [I]: Kumar 2016 gives no
   window) of the MRD test.
@@ -231,6 +233,10 @@ def assess(inputs: IMWGMRDInputs, as_of: date) -> Assessment:
             notes.append(f"{d}: method {t.method!r} is not an IMWG 2016 MRD method (NGF or NGS) -> not evaluable.")
             ev.append(Evidence("imwg_mrd.method", f"{d}: {t.method} is not NGF/NGS -> not evaluable for IMWG MRD.",
                                f"{CIT}; criteria.md §6.4", refs))
+        elif t.sample and ("blood" in t.sample.lower() or t.sample.strip().lower() in ("pb", "plasma")):
+            notes.append(f"{d}: MRD on {t.sample} -> not evaluable (IMWG 2016 MRD is assessed on bone marrow).")
+            ev.append(Evidence("imwg_mrd.sample", f"{d}: {t.method} on {t.sample}: IMWG MRD needs a bone-marrow "
+                               f"sample -> not evaluable.", f"{CIT}; criteria.md §6.4", refs))
         elif res == "positive":
             evaluable = True
             lvl = f" at {t.level_fraction}" if t.level_fraction is not None else ""

@@ -809,3 +809,10 @@ def test_mrd_insufficient_later_test_does_not_erase_earlier_negative():
     r = mrd([MRDTest(M1, "NGS", "negative", D("1e-6")), MRDTest(date(2023, 6, 1), "flow", "negative", D("1e-4"))])
     assert r.category == "sequencing MRD-negative"
     assert any("not evaluable" in n for n in r.notes)
+
+
+def test_mrd_peripheral_blood_not_evaluable():
+    r = mrd([MRDTest(M1, "NGS", "negative", D("1e-6"), sample="peripheral blood")])
+    assert r.category == "CR" and r.values["MRD_evaluable"] is False
+    r = mrd([MRDTest(M1, "NGS", "negative", D("1e-6"), sample="bone marrow aspirate, first pull")])
+    assert r.category == "sequencing MRD-negative"
