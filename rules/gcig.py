@@ -136,6 +136,9 @@ class GCIGInputs:
     mouse_antibodies: bool = False
     mouse_antibodies_ref: str | None = None
     serosal_procedures: tuple[SerosalProcedure, ...] = ()
+    # shortcut when only the fact is known: peritoneal/pleural interference within 28 days before the
+    # pretreatment sample (makes the patient not evaluable, like a dated procedure would)
+    recent_serosal_interference: bool = False
 
 
 def _refs(*vals: CA125Value | SerosalProcedure | None) -> tuple[str, ...]:
@@ -243,6 +246,13 @@ def assess(inputs: GCIGInputs, as_of: date) -> Assessment:
                 "Patient received mouse antibodies: CA-125 is not evaluable.",
                 CITE, (inputs.mouse_antibodies_ref,) if inputs.mouse_antibodies_ref else ())
         return _not_evaluable(("CA-125 not usable: patient received mouse antibodies",), log, notes, values)
+
+    if inputs.recent_serosal_interference:
+        log.add("gcig.evaluable.serosal",
+                "Medical or surgical interference with peritoneum or pleura (e.g. paracentesis) within "
+                f"{SEROSAL_PROCEDURE_WINDOW_DAYS} days: CA-125 is not evaluable.", CITE)
+        return _not_evaluable((f"CA-125 not usable: peritoneal/pleural interference within "
+                               f"{SEROSAL_PROCEDURE_WINDOW_DAYS} days",), log, notes, values)
 
     series_all = sorted((v for v in inputs.values if v.date <= as_of), key=lambda v: v.date)
     if not series_all:

@@ -320,7 +320,7 @@ def assess_psa(inputs: PSAInputs, as_of: date) -> Assessment:
     values["latest_ng_mL"] = latest.value_ng_mL
     values["latest_date"] = latest.date
     values["pct_change_from_baseline_latest"] = pct_change(latest.value_ng_mL, b)
-    values["max_decline_pct"] = min(pct_change(v.value_ng_mL, b) for v in series)
+    values["best_pct_change_from_baseline"] = min(pct_change(v.value_ng_mL, b) for v in series)
     wk12 = next((v for v in series if (v.date - start).days >= EARLY_RISE_DAYS), None)
     if wk12 is not None:
         values["pct_change_from_baseline_12wk"] = pct_change(wk12.value_ng_mL, b)

@@ -36,18 +36,27 @@ def from_vignette(inp: dict) -> tuple[GCIGInputs, date]:
         m = re.search(r"(\d+)\s*days?\s*before", label or "")
         if m and start is None:
             start = _d(row["date"]) + timedelta(days=int(m.group(1)))
-    procs = []
-    for key in ("paracentesis", "paracentesis_date", "serosal_procedure_dates", "paracentesis_dates"):
-        raw = inp.get(key)
-        if isinstance(raw, str):
+    if start is None and values and not any(gcig._is_pretreatment_label(v.label) for v in values):
+        first = min(values, key=lambda v: v.date)  # vignettes list the pretreatment sample first
+        values[values.index(first)] = CA125Value(first.date, first.value_U_mL, label="pretreatment")
+    procs, recent = [], False
+    for key, raw in inp.items():
+        if not any(w in key.lower() for w in ("paracentesis", "procedure", "serosal", "thoracentesis")):
+            continue
+        if isinstance(raw, bool):
+            recent = recent or raw
+        elif isinstance(raw, str):
             procs.append(SerosalProcedure(_d(raw)))
         elif isinstance(raw, list):
             procs.extend(SerosalProcedure(_d(x if isinstance(x, str) else x["date"])) for x in raw)
-    mouse = bool(inp.get("mouse_antibodies") or inp.get("received_mouse_antibodies"))
+        elif isinstance(raw, dict) and raw.get("date"):
+            procs.append(SerosalProcedure(_d(raw["date"])))
+    mouse = any(bool(v) for k, v in inp.items() if "mouse" in k.lower())
     dates = [v.date for v in values] + [p.date for p in procs]
     as_of = _d(inp["as_of"]) if inp.get("as_of") else max(dates)
     return GCIGInputs(tuple(values), Decimal(str(inp["ULN_U_mL"])), treatment_start=start,
-                      mouse_antibodies=mouse, serosal_procedures=tuple(procs)), as_of
+                      mouse_antibodies=mouse, serosal_procedures=tuple(procs),
+                      recent_serosal_interference=recent), as_of
 
 
 def check_expected(result, expected: dict) -> None:
@@ -127,6 +136,11 @@ def test_paracentesis_before_followup_sample_excludes_it():
     r = run([(0, 400), (21, 150), (49, 900), (80, 140)], serosal_procedures=(proc,))
     assert r.category == gcig.RESPONSE
     assert any("left out" in n for n in r.notes)
+
+
+def test_recent_interference_shortcut_not_evaluable():
+    r = run([(0, 400), (21, 150), (49, 140)], recent_serosal_interference=True)
+    assert r.category == gcig.NOT_EVALUABLE and "28 days" in r.missing[0]
 
 
 def test_mouse_antibodies_not_evaluable():

@@ -38,8 +38,11 @@ def from_vignette(inp: dict) -> tuple[PCWG3Inputs, date]:
     dates = []
     psa = None
     if inp.get("psa"):
+        rows = sorted(inp["psa"], key=lambda r: r["date"])
+        has_base = start is not None or any(pcwg3._is_baseline_label(r.get("label")) for r in rows)
         vals = tuple(PSAValue(_d(r["date"]), Decimal(str(_num(r, "ng_mL", "PSA_ng_mL", "value"))),
-                              label=r.get("label")) for r in inp["psa"])
+                              label=r.get("label") if (has_base or i) else "baseline")
+                     for i, r in enumerate(rows))
         nadir = inp.get("nadir_ng_mL")
         psa = PSAInputs(vals, treatment_start=start,
                         nadir_ng_mL=Decimal(str(nadir)) if nadir is not None else None)
@@ -47,7 +50,9 @@ def from_vignette(inp: dict) -> tuple[PCWG3Inputs, date]:
     bone = None
     if inp.get("bone_scans"):
         scans = []
-        for r in inp["bone_scans"]:
+        rows = sorted(inp["bone_scans"], key=lambda r: r["date"])
+        has_base = start is not None or any(pcwg3._is_baseline_label(r.get("label")) for r in rows)
+        for i, r in enumerate(rows):
             add = next((r[k] for k in r if k.startswith("additional_new_lesions")), None)
             scans.append(BoneScan(
                 _d(r["date"]),
@@ -55,7 +60,7 @@ def from_vignette(inp: dict) -> tuple[PCWG3Inputs, date]:
                 additional_new_lesions_vs_first=add,
                 lesion_count=r.get("lesion_count"),
                 evaluable=r.get("evaluable", True),
-                label=r.get("label"),
+                label=r.get("label") if (has_base or i) else "baseline",
             ))
         bone = BoneInputs(tuple(scans), treatment_start=start)
         dates += [s.date for s in scans]

@@ -102,13 +102,19 @@ def from_vignette(inp: dict) -> tuple[RANOInputs, date]:
         rows.append(inp["scan"])
     for i, row in enumerate(rows):
         scans.append(scan(row, last=(i == len(rows) - 1)))
-    rt_end = inp.get("radiotherapy_end") or inp.get("rt_end") or inp.get("rt_completion")
+    rt_end = next((v for k, v in inp.items() if isinstance(v, str) and re.fullmatch(r"\d{4}-\d{2}-\d{2}", v)
+                   and re.search(r"(^|_)(rt|radiotherapy|radiation|chemoradiation)(_|$)", k.lower())), None)
+    weeks = next((v for k, v in inp.items() if isinstance(v, (int, float)) and "week" in k.lower()
+                  and re.search(r"rt|radio|radiation", k.lower())), None)
+    if rt_end is None and weeks is not None and rows:
+        last_scan = _d(rows[-1]["date"])
+        rt_end = (last_scan - timedelta(days=int(round(weeks * 7)))).isoformat()
     inputs = RANOInputs(
         tuple(scans),
         baseline_steroid_dose_mg_day=base_dose,
         minor_response_eligible=mr_ok,
         volumetric=vol,
-        newly_diagnosed=bool(inp.get("newly_diagnosed")),
+        newly_diagnosed=bool(inp.get("newly_diagnosed")) and not inp.get("baseline"),
         radiotherapy_end=_d(rt_end) if rt_end else None,
         nadir_spd_mm2=_dec(inp.get("nadir_SPD_mm2")),
         nadir_volume_mm3=_dec(inp.get("nadir_volume_mm3")),
