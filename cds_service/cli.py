@@ -95,7 +95,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 def cmd_vignettes(args: argparse.Namespace) -> int:
     from cds_service import create_app
-    from cds_service.sandbox.vignettes import CARD_CRITERIA, CONVERTERS, prefix_of, to_patient
+    from cds_service.sandbox.vignettes import card_criteria_of, to_patient
 
     doc = _read_json(args.file)
     items = doc if isinstance(doc, list) else [doc]
@@ -108,14 +108,15 @@ def cmd_vignettes(args: argparse.Namespace) -> int:
                 continue
             if args.id and v["id"] not in args.id:
                 continue
-            pre = prefix_of(v["id"])
-            if pre not in CONVERTERS:
+            try:
+                patient = to_patient(v)
+            except KeyError:
                 rows.append((v["id"], "-", "-", "no converter"))
                 continue
             expected = v.get("expected", {})
             accept = expected.get("accept") or [expected.get("category")]
             try:
-                resp = client.post("/cds-services/remission-status", json=to_patient(v).hook_request())
+                resp = client.post("/cds-services/remission-status", json=patient.hook_request())
                 cards = resp.get_json()["cards"]
             except Exception as exc:  # report and go on: one bad vignette must not hide the others
                 rows.append((v["id"], str(accept), "-", f"error {type(exc).__name__}"))
@@ -123,7 +124,7 @@ def cmd_vignettes(args: argparse.Namespace) -> int:
                 continue
             got = [c["extension"]["org.remission-cds.assessment"]["category"] for c in cards
                    if (c.get("extension") or {}).get("org.remission-cds.assessment", {}).get("criteria")
-                   == CARD_CRITERIA[pre]]
+                   == card_criteria_of(v, patient)]
             ok = bool(got) and got[0] in accept
             failures += not ok
             rows.append((v["id"], " | ".join(map(str, accept)), got[0] if got else "(no card)", "ok" if ok else "FAIL"))

@@ -52,6 +52,7 @@ class PatientBuilder:
 
     def __init__(self, patient_id: str, *, name: str = "Test", birth_date: str = "1960-01-01", gender: str = "female"):
         self.patient_id = patient_id
+        self.card_criteria: str | None = None  # which card answers (vignettes whose prefix spans criteria)
         self._n = 0
         self.resources: list[Json] = [{
             "resourceType": "Patient", "id": patient_id, "gender": gender, "birthDate": birth_date,

@@ -14,14 +14,22 @@ from cds_service.sandbox.builders import PatientBuilder
 from fhir_mappings import codes
 
 Vignette = dict[str, Any]
-CONVERTERS: dict[str, Callable[[Vignette], PatientBuilder]] = {}
-CARD_CRITERIA: dict[str, str] = {}   # vignette id prefix -> the card's extension criteria
+
+
+class NotMine(KeyError):
+    """Raised by a converter for a vignette of its prefix that another converter owns (e.g. IMWG MRD)."""
+
+
+# vignette id prefix -> converters tried in order; the first that does not raise NotMine wins
+CONVERTERS: dict[str, list[Callable[[Vignette], PatientBuilder]]] = {}
+CARD_CRITERIA: dict[str, str] = {}   # vignette id prefix -> the card's extension criteria (default)
 
 
 def converter(prefix: str, card_criteria: str):
+    """Register a converter. It may set ``builder.card_criteria`` when one prefix spans several criteria."""
     def deco(fn: Callable[[Vignette], PatientBuilder]):
-        CONVERTERS[prefix] = fn
-        CARD_CRITERIA[prefix] = card_criteria
+        CONVERTERS.setdefault(prefix, []).append(fn)
+        CARD_CRITERIA.setdefault(prefix, card_criteria)
         return fn
     return deco
 
@@ -31,10 +39,25 @@ def prefix_of(vignette_id: str) -> str:
 
 
 def to_patient(v: Vignette) -> PatientBuilder:
-    fn = CONVERTERS.get(prefix_of(v["id"]))
-    if fn is None:
-        raise KeyError(f"no converter for vignette {v['id']}")
-    return fn(v)
+    for fn in CONVERTERS.get(prefix_of(v["id"]), ()):
+        try:
+            return fn(v)
+        except NotMine:
+            continue
+    raise KeyError(f"no converter for vignette {v['id']}")
+
+
+def card_criteria_of(v: Vignette, builder: PatientBuilder) -> str:
+    """The criteria of the card that answers this vignette."""
+    return getattr(builder, "card_criteria", None) or CARD_CRITERIA[prefix_of(v["id"])]
+
+
+def has_converter(v: Vignette) -> bool:
+    try:
+        to_patient(v)
+        return True
+    except KeyError:
+        return False
 
 
 def _pid(v: Vignette) -> str:
