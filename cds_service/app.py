@@ -19,6 +19,7 @@ from cds_service.jsonio import JSONDecodeError, dumps, loads
 from cds_service.logging_setup import configure_logging
 from cds_service.models import FeedbackRequest, HookRequest, error_paths
 from cds_service.prefetch import REQUIRED_KEYS, resolve
+from cds_service.remission import build_views, decorate_assessment_card, surveillance_card
 from cds_service.services import SERVICES, discovery, enabled_services
 from fhir_mappings.pipeline import assess_record
 from fhir_mappings.record import PatientRecord
@@ -48,7 +49,20 @@ def evaluate_request(body: dict[str, Any], settings: Settings, as_of: date) -> t
     record = PatientRecord(resolved.resources, patient_id)
     options = {"recist_confirmation_required": settings.recist_confirmation_required or None}
     results = assess_record(record, as_of, options)
-    cards = card_builder.cards_for(results, show_insufficient=settings.cards.show_insufficient_data)
+    views = build_views(results, record, as_of, settings.surveillance_schedules())
+    cards = []
+    for view in views:
+        card = card_builder.card_for(view.result, show_insufficient=settings.cards.show_insufficient_data)
+        if card is None:
+            continue
+        if card_builder.has_assessment(view.result):
+            card = decorate_assessment_card(card, view, patient_id)
+        cards.append(card)
+        surv = surveillance_card(view, patient_id)
+        if surv is not None:
+            cards.append(surv)
+    urgency = {"critical": 0, "warning": 1, "info": 2}
+    cards.sort(key=lambda c: urgency.get(c["indicator"], 3))  # stable: loud alerts first
     optional_unavailable = {k: v for k, v in resolved.unavailable.items() if k not in REQUIRED_KEYS and k != "patient"}
     if optional_unavailable and cards:
         cards.insert(0, card_builder.unavailable_data_card(optional_unavailable))

@@ -14,7 +14,7 @@ EXTENSION_KEY = "org.remission-cds.assessment"
 SOURCE_TOPIC_SYSTEM = "http://remission-cds.org/fhir/CodeSystem/criteria"
 SUMMARY_MAX = 139  # CDS Hooks: "<140-character summary"
 
-_MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+!|<>~])")
+_MD_SPECIAL = re.compile(r"([\\`*_\[\]|<>~])")
 
 
 def md_escape(text: str) -> str:
@@ -192,13 +192,20 @@ def unavailable_data_card(unavailable: dict[str, str]) -> dict:
     })
 
 
+def has_assessment(r: CriteriaResult) -> bool:
+    """An assessment worth a category card: evaluable, or NE at a dated time point (RECIST NE is a category)."""
+    a = r.assessment
+    return a is not None and (a.outcome is not Outcome.NOT_EVALUABLE or a.assessment_date is not None)
+
+
+def card_for(r: CriteriaResult, *, show_insufficient: bool) -> dict | None:
+    if has_assessment(r):
+        return assessment_card(r)
+    if show_insufficient:
+        src = r.assessment.source if r.assessment is not None else None
+        return insufficient_card(r, src.label if src else r.criteria, src.url if src else None)
+    return None
+
+
 def cards_for(results: Iterable[CriteriaResult], *, show_insufficient: bool) -> list[dict]:
-    out = []
-    for r in results:
-        if r.assessment is not None and r.assessment.outcome is not Outcome.NOT_EVALUABLE or (
-                r.assessment is not None and r.assessment.category == "NE" and r.assessment.assessment_date):
-            out.append(assessment_card(r))
-        elif show_insufficient:
-            src = r.assessment.source if r.assessment is not None else None
-            out.append(insufficient_card(r, src.label if src else r.criteria, src.url if src else None))
-    return out
+    return [c for c in (card_for(r, show_insufficient=show_insufficient) for r in results) if c is not None]

@@ -46,6 +46,16 @@ class Settings(_Model):
     cards: CardSettings = Field(default_factory=CardSettings)
     services: dict[str, ServiceToggle] = Field(default_factory=dict)
     cors_origins: list[str] = Field(default_factory=lambda: ["*"])
+    surveillance: dict[str, Any] | None = None  # overrides merged over rules/data/surveillance.json
+
+    def surveillance_schedules(self) -> dict[str, Any] | None:
+        """Default schedules with configured overrides merged in (None: use the defaults as they are)."""
+        if not self.surveillance:
+            return None
+        from rules.surveillance import load_default_schedules
+
+        data = load_default_schedules()
+        return _merge(data, self.surveillance)
 
     def relaxed_security(self) -> list[str]:
         notes = []

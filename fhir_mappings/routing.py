@@ -56,6 +56,13 @@ CANCER_TYPES: tuple[CancerType, ...] = (
                ("gastrointestinal stromal", "gist")),
     CancerType("glioma", "glioma", ("RANO 2.0",), ("C71",), ("393563007", "393564001", "443333004"),
                ("glioblastoma", "glioma", "astrocytoma", "oligodendroglioma")),
+    CancerType("colorectal", "colorectal cancer", ("RECIST 1.1",), ("C18", "C19", "C20", "C21"),
+               ("363406005", "363351006", "363414004"), ("colorectal cancer", "colon cancer", "rectal cancer",
+                                                         "carcinoma of colon", "carcinoma of rectum")),
+    CancerType("lung", "lung cancer", ("RECIST 1.1",), ("C34",), ("93880001", "254637007"),
+               ("lung cancer", "carcinoma of lung", "nsclc", "non-small cell lung", "small cell lung")),
+    CancerType("testicular", "testicular cancer", ("RECIST 1.1",), ("C62",), ("363449006",),
+               ("testicular cancer", "seminoma", "germ cell tumour of testis", "germ cell tumor of testis")),
     CancerType("solid", "solid tumour", ("RECIST 1.1",),
                tuple(f"C{n:02d}" for n in range(0, 81) if n not in (42, 43, 44, 46, 47, 48, 49)) + ("C48", "C49"),
                ("363346000", "93880001", "363406005", "363418001", "363358000", "372087000", "363349007"),
@@ -148,7 +155,8 @@ def route(record: PatientRecord) -> list[RoutedCancer]:
             remission_state=_remission_state(cond), matched_by=how,
         )
     # a specific solid type (breast, prostate...) already carries RECIST: drop a generic duplicate
-    if "solid" in found and any(k in found for k in ("breast", "prostate", "ovarian", "hcc", "gist", "glioma")):
+    if "solid" in found and any(k in found for k in ("breast", "prostate", "ovarian", "hcc", "gist", "glioma",
+                                                     "colorectal", "lung", "testicular")):
         found.pop("solid")
     order = {c.key: i for i, c in enumerate(CANCER_TYPES)}
     return sorted(found.values(), key=lambda r: order[r.cancer.key])

@@ -76,7 +76,8 @@ def test_progression_after_response_is_a_warning_card(client):
     body = client.post(HOOK, json=recist_patient().hook_request()).get_json()
     card = next(c for c in body["cards"] if "extension" in c)
     assert card["indicator"] == "warning"
-    assert card["summary"].startswith("RECIST 1.1: progressive disease (PD)")
+    assert card["summary"].startswith("PROGRESSION after partial response: RECIST 1.1: progressive disease (PD)")
+    assert "+25 % from nadir" in card["summary"]
     assert "40 mm" in card["detail"]
 
 
