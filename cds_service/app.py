@@ -19,6 +19,7 @@ from cds_service.jsonio import JSONDecodeError, dumps, loads
 from cds_service.logging_setup import configure_logging
 from cds_service.models import FeedbackRequest, HookRequest, error_paths
 from cds_service.prefetch import REQUIRED_KEYS, resolve
+from cds_service.order_check import draft_orders, order_cards
 from cds_service.remission import build_views, decorate_assessment_card, surveillance_card
 from cds_service.services import SERVICES, discovery, enabled_services
 from fhir_mappings.pipeline import assess_record
@@ -37,7 +38,8 @@ def today() -> date:
     return datetime.now(timezone.utc).date()
 
 
-def evaluate_request(body: dict[str, Any], settings: Settings, as_of: date) -> tuple[int, dict]:
+def evaluate_request(body: dict[str, Any], settings: Settings, as_of: date,
+                     service_id: str = "remission-status") -> tuple[int, dict]:
     """The whole hook pipeline for a validated request body: returns (status, JSON body)."""
     resolved = resolve(body, settings, as_of)
     missing_required = [k for k in REQUIRED_KEYS if k in resolved.unavailable]
@@ -47,9 +49,13 @@ def evaluate_request(body: dict[str, Any], settings: Settings, as_of: date) -> t
                         [f"prefetch.{k}" for k in missing_required])
     patient_id = (body.get("context") or {}).get("patientId")
     record = PatientRecord(resolved.resources, patient_id)
-    options = {"recist_confirmation_required": settings.recist_confirmation_required or None}
+    options = settings.mapping_options()
     results = assess_record(record, as_of, options)
     views = build_views(results, record, as_of, settings.surveillance_schedules())
+    if service_id == "surveillance-order-check":
+        context = body.get("context") or {}
+        orders = draft_orders(context, body.get("hook", ""))
+        return 200, {"cards": order_cards(views, record, orders, as_of, settings.surveillance_schedules())}
     cards = []
     for view in views:
         card = card_builder.card_for(view.result, show_insufficient=settings.cards.show_insufficient_data)
@@ -162,7 +168,10 @@ def create_app(config: Any = None) -> Flask:
                             ["hook"])
         if not isinstance(req.context.get("patientId"), str) or not req.context.get("patientId"):
             raise HookError(400, "required", "context.patientId is required", ["context.patientId"])
-        status, out = evaluate_request(body, settings, today())
+        if svc.id == "surveillance-order-check" and not isinstance(req.context.get("draftOrders"), (dict, list)):
+            raise HookError(400, "required", "context.draftOrders (a Bundle) is required for order hooks",
+                            ["context.draftOrders"])
+        status, out = evaluate_request(body, settings, today(), svc.id)
         return _json(out, status)
 
     @app.route("/cds-services/<service_id>/feedback", methods=["POST", "OPTIONS"])

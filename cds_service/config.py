@@ -48,6 +48,10 @@ class Settings(_Model):
     cors_origins: list[str] = Field(default_factory=lambda: ["*"])
     surveillance: dict[str, Any] | None = None  # overrides merged over rules/data/surveillance.json
 
+    def mapping_options(self) -> dict[str, Any]:
+        """Options the mappers read (fhir_mappings never sees the Settings object)."""
+        return {"recist_confirmation_required": self.recist_confirmation_required or None}
+
     def surveillance_schedules(self) -> dict[str, Any] | None:
         """Default schedules with configured overrides merged in (None: use the defaults as they are)."""
         if not self.surveillance:

@@ -29,6 +29,18 @@ SERVICES: tuple[ServiceDef, ...] = (
         ),
         usage="Needs the prefetch keys or a fhirServer the service may query (with fhirAuthorization).",
     ),
+    ServiceDef(
+        id="surveillance-order-check",
+        hooks=("order-select", "order-sign"),
+        title="Surveillance order check for patients in remission",
+        description=(
+            "Checks draft orders (ServiceRequest) of a patient in remission against the follow-up schedule of "
+            "their cancer: warns on tests the guidelines advise against (e.g. routine surveillance PET-CT in "
+            "lymphoma in complete remission) or repeats before they are due, with a suggestion to remove the "
+            "order. Silent when the order fits the schedule."
+        ),
+        usage="context.draftOrders (Bundle of ServiceRequest); the prefetch keys or a fhirServer to query.",
+    ),
 )
 
 
