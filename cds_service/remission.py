@@ -186,12 +186,14 @@ def surveillance_card(view: RemissionView, patient_id: str) -> dict | None:
     due = plan.with_status("overdue", "due")
     upcoming = plan.with_status("upcoming")
     avoid = plan.with_status("not_recommended")
-    head = []
-    for it in due[:3]:
-        head.append(f"{it.label} {'overdue' if it.status == 'overdue' else 'due'}"
-                    + (f" since {it.due_date.isoformat()}" if it.due_date and it.status == "overdue" else
-                       (f" by {it.overdue_after.isoformat()}" if it.overdue_after else "")))
-    summary = _clip(f"Surveillance ({plan.label}): " + ("; ".join(head) if head else "nothing due now"))
+    overdue = [it for it in due if it.status == "overdue"]
+    now_due = [it for it in due if it.status == "due"]
+    parts = []
+    if overdue:
+        parts.append("overdue: " + ", ".join(it.label for it in overdue))
+    if now_due:
+        parts.append("due: " + ", ".join(it.label for it in now_due))
+    summary = _clip("Follow-up in remission — " + ("; ".join(parts) if parts else "nothing due now"))
     lines = [f"**Follow-up schedule: {md_escape(plan.label)}** — {plan.months_since_anchor} months since "
              f"{plan.anchor.isoformat()} (start of complete remission).", "",
              "| Item | Interval | Last done | Next due | Status |", "|---|---|---|---|---|"]
