@@ -51,7 +51,7 @@ def evaluate_request(body: dict[str, Any], settings: Settings, as_of: date,
     record = PatientRecord(resolved.resources, patient_id)
     options = settings.mapping_options()
     results = assess_record(record, as_of, options)
-    views = build_views(results, record, as_of, settings.surveillance_schedules())
+    views = build_views(results, record, as_of, settings.surveillance_schedules(), settings.surveillance_done_codes)
     if service_id == "surveillance-order-check":
         context = body.get("context") or {}
         orders = draft_orders(context, body.get("hook", ""))
@@ -62,9 +62,11 @@ def evaluate_request(body: dict[str, Any], settings: Settings, as_of: date,
         if card is None:
             continue
         if card_builder.has_assessment(view.result):
-            card = decorate_assessment_card(card, view, patient_id)
+            card = decorate_assessment_card(card, view, patient_id,
+                                            status_suggestion=settings.cards.show_disease_status_suggestion,
+                                            links=settings.cards.links)
         cards.append(card)
-        surv = surveillance_card(view, patient_id)
+        surv = surveillance_card(view, patient_id) if settings.cards.show_surveillance else None
         if surv is not None:
             cards.append(surv)
     urgency = {"critical": 0, "warning": 1, "info": 2}

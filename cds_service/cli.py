@@ -135,6 +135,33 @@ def cmd_vignettes(args: argparse.Namespace) -> int:
     return 1 if failures else 0
 
 
+def cmd_check_config(args: argparse.Namespace) -> int:
+    from cds_service.config_check import check_file
+
+    problems = check_file(args.file)
+    for p in problems:
+        print(f"{args.file}: {p}")
+    if problems:
+        print(f"{len(problems)} problem(s) found", file=sys.stderr)
+        return 1
+    print(f"{args.file}: OK")
+    return 0
+
+
+def cmd_show_config(args: argparse.Namespace) -> int:
+    import yaml
+
+    from cds_service.config import load_settings
+    from cds_service.config_check import masked
+
+    try:
+        settings = load_settings(args.config)
+    except Exception as exc:  # a bad file: say so, no traceback
+        return _fail(f"configuration is not valid ({type(exc).__name__}); run check-config for details")
+    print(yaml.safe_dump(masked(settings), sort_keys=False, allow_unicode=True), end="")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="remission-cds", description="CDS Hooks service for cancer response and remission")
     p.add_argument("--config", help="configuration file (YAML); default: $REMISSION_CDS_CONFIG or built-in defaults")
@@ -153,6 +180,11 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("file")
     v.add_argument("--id", action="append", help="only this vignette id (repeatable)")
     v.set_defaults(func=cmd_vignettes)
+    c = sub.add_parser("check-config", help="validate a configuration file; every problem with its line and a fix")
+    c.add_argument("file")
+    c.set_defaults(func=cmd_check_config)
+    sc = sub.add_parser("show-config", help="print the effective configuration (file + environment), secrets masked")
+    sc.set_defaults(func=cmd_show_config)
     return p
 
 

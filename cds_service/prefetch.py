@@ -30,7 +30,8 @@ REQUIRED_KEYS = ("conditions", "observations")
 def templates(settings: Settings, today: date) -> dict[str, str]:
     """Prefetch templates for the assessment service (CDS Hooks 2.0 query subset only)."""
     since = (today - timedelta(days=settings.lookback_days)).isoformat()
-    obs_codes = ",".join(observation_codes())
+    local = {name: tuple(code for code, _ in codes) for name, codes in settings.local_codes().items()}
+    obs_codes = ",".join(observation_codes(local))
     pid = "{{context.patientId}}"
     return {
         "patient": f"Patient/{pid}",

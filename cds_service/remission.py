@@ -258,8 +258,11 @@ def remission_extension(view: RemissionView) -> dict:
     })
 
 
-def decorate_assessment_card(card: dict, view: RemissionView, patient_id: str) -> dict:
+def decorate_assessment_card(card: dict, view: RemissionView, patient_id: str, *, status_suggestion: bool = True,
+                             links: list[dict[str, str]] | None = None) -> dict:
     """Add the course (timeline) to an assessment card, the loss alert, and the disease-status suggestion."""
+    if links:
+        card["links"] = [{"label": l["label"], "url": l["url"], "type": "absolute"} for l in links]
     tl = view.timeline
     if tl is None:
         return card
@@ -274,6 +277,8 @@ def decorate_assessment_card(card: dict, view: RemissionView, patient_id: str) -
         rem = remission_extension(view)
         if rem:
             ext["remission"] = rem
+    if not status_suggestion:
+        return card
     try:
         status = disease_status_resource(view, patient_id)
         card["suggestions"] = [{"label": "Record this disease status (mCODE CancerDiseaseStatus)",
