@@ -12,6 +12,7 @@ from pydantic import ValidationError
 from werkzeug.exceptions import HTTPException
 
 from cds_service import cards as card_builder
+from cds_service.auth import AuthError, Authenticator
 from cds_service.config import Settings, load_settings
 from cds_service.errors import HookError, error_response
 from cds_service.feedback import FeedbackStore
@@ -91,9 +92,21 @@ def create_app(config: Any = None) -> Flask:
         log.warning("security_relaxed", environment=settings.environment, relaxed=relaxed)
     service_ids = {s.id: s for s in SERVICES}
 
+    authenticator = Authenticator(settings.auth, settings.public_url, store)
+    app.extensions["remission_auth"] = authenticator
+
     @app.before_request
-    def _start() -> None:
+    def _start() -> Response | None:
         g.t0 = time.perf_counter()
+        if authenticator.open or request.method == "OPTIONS" or not request.path.startswith("/cds-services"):
+            return None
+        try:
+            authenticator.verify(request.headers.get("Authorization"),
+                                 authenticator.audience_for(request.base_url, request.path))
+        except AuthError as exc:
+            log.warning("jwt_rejected", reason=str(exc), path=request.url_rule.rule if request.url_rule else "?")
+            return Response(status=401)
+        return None
 
     @app.after_request
     def _access_log(resp: Response) -> Response:

@@ -24,6 +24,10 @@ MIGRATIONS = [
         received_at TEXT NOT NULL,
         PRIMARY KEY (card, outcome, accepted_suggestions)
     )""",
+    """CREATE TABLE IF NOT EXISTS seen_jti (
+        jti TEXT PRIMARY KEY,
+        expires_at INTEGER NOT NULL
+    )""",
 ]
 
 
@@ -85,6 +89,22 @@ class FeedbackStore:
             conn.execute("ROLLBACK")
             raise
         return new
+
+    def remember_jti(self, jti: str, expires_at: int) -> bool:
+        """Record a JWT id; False when it was already seen and has not expired (a replay)."""
+        import time as _time
+
+        conn = self._conn()
+        now = int(_time.time())
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            conn.execute("DELETE FROM seen_jti WHERE expires_at < ?", (now - 600,))
+            cur = conn.execute("INSERT OR IGNORE INTO seen_jti (jti, expires_at) VALUES (?, ?)", (jti, expires_at))
+            conn.execute("COMMIT")
+        except Exception:
+            conn.execute("ROLLBACK")
+            raise
+        return cur.rowcount == 1
 
     def count(self) -> int:
         return self._conn().execute("SELECT COUNT(*) FROM feedback").fetchone()[0]
