@@ -49,9 +49,28 @@ def _clean(obj: Any) -> Any:
     return obj
 
 
+def _marrow_and_counts(v: Any) -> str:
+    """'ANC 0.7, platelets 62 × 10⁹/L; marrow blasts 2 %' for a marrow response (ELN); '' when not one."""
+    if not (isinstance(v.get("anc_10e9_per_L"), Decimal) or isinstance(v.get("bone_marrow_blasts_pct"), Decimal)):
+        return ""
+    counts = []
+    if isinstance(v.get("anc_10e9_per_L"), Decimal):
+        s = fmt(v["anc_10e9_per_L"], 2)
+        counts.append(f"ANC {s if '.' in s else s + '.0'}")
+    if isinstance(v.get("platelets_10e9_per_L"), Decimal):
+        counts.append(f"platelets {fmt(v['platelets_10e9_per_L'])}")
+    out = [", ".join(counts) + " × 10⁹/L"] if counts else []
+    if isinstance(v.get("bone_marrow_blasts_pct"), Decimal):
+        out.append(f"marrow blasts {fmt(v['bone_marrow_blasts_pct'])} %")
+    return "; ".join(out)
+
+
 def _summary(a: Assessment) -> str:
     parts = [f"{a.criteria}: {a.label}" + (f" ({a.category})" if a.category.lower() != a.label.lower() else "")]
     v = a.values
+    marrow = _marrow_and_counts(v)
+    if marrow:  # the category and its numbers read better than the long label: "ELN 2022 AML: CRh (ANC 0.7, ...)"
+        parts = [f"{a.criteria}: {a.category} ({marrow})"]
     pct = v.get("pct_change_from_baseline")
     if isinstance(pct, Decimal) and a.outcome is not Outcome.PROGRESSION:
         parts.append(f"{fmt_pct(pct)} from baseline")

@@ -1,0 +1,519 @@
+"""ELN 2022 AML vignettes (id prefix ``ELN``) -> the FHIR an AML record would carry (docs/fhir-inputs-eln.md).
+
+Clinical facts only, never the expected category:
+
+* marrow: blasts % (LOINC 11150-0), nucleated cells counted (38257-2), spicules / biopsy cellularity / sample
+  adequacy (project codes) and the bone-marrow aspirate report (48807-2) with the adequacy text;
+* pretreatment marrow: the diagnostic marrow, dated before the first course (or before the assessment when no
+  therapy is described), with the Condition's onset on that date;
+* counts: ANC (751-8) and platelets (777-3) in the unit the vignette gives (field suffix or ``{value, unit}``);
+* peripheral-blood blasts: % (26446-5) or a coded present / absent result; extramedullary disease: project code
+  with SNOMED CT Present / Absent; MRD: project code ``aml-mrd`` with method, level or detected / not detected,
+  LOD and replicates;
+* the therapy described in ``context`` (intensive induction courses -> cytarabine + anthracycline orders per
+  course; less-intensive therapy -> azacitidine + venetoclax orders at its start; "at landmark" -> a recorded
+  protocol landmark), explicit course counts / start dates / landmark dates;
+* earlier recorded ELN categories (``history``) -> mCODE CancerDiseaseStatus Observations (LOINC 97509-4) with the
+  category as value and ELN 2022 as method.
+"""
+from __future__ import annotations
+
+import re
+from datetime import date, timedelta
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from cds_service.sandbox.builders import PatientBuilder, concept, qty
+from cds_service.sandbox.vignettes import Vignette, _pid, converter
+from fhir_mappings import eln as codes
+from fhir_mappings.record import LOCAL, LOINC, SNOMED
+from rules import eln2022 as engine
+
+PRESENT = (SNOMED, "52101004", "Present")
+ABSENT = (SNOMED, "2667000", "Absent")
+DETECTED = (SNOMED, "260373001", "Detected")
+NOT_DETECTED = (SNOMED, "260415000", "Not detected")
+RXNORM = "http://www.nlm.nih.gov/research/umls/rxnorm"
+
+_UNIT_SUFFIXES = (  # criteria.md §15 field-name suffixes -> UCUM (10e3_per_L is kept: the mapper must reject it)
+    ("_10e9_per_l", "10*9/L"), ("_10e3_per_ul", "10*3/uL"), ("_10e3_per_l", "10*3/L"), ("_10e6_per_ml", "10*6/mL"),
+    ("_k_per_ul", "10*3/uL"), ("_cells_per_ul", "/uL"), ("_per_ul", "/uL"), ("_per_mm3", "/mm3"),
+)
+_WORDS = {"one": 1, "two": 2, "three": 3, "four": 4, "first": 1, "second": 2, "third": 3, "fourth": 4}
+_LESS = re.compile(r"less[- ]intensive|non[- ]intensive|low[- ]intensity|azacitidine|decitabine|venetoclax|"
+                   r"\bhma\b|hypomethylating|low[- ]dose cytarabine|\bldac\b|\baza\b|\bven\b", re.I)
+_INTENSIVE = re.compile(r"intensive|7\s*\+\s*3|induction|daunorubicin|idarubicin|cpx-?351|flag|hidac|high[- ]dose",
+                        re.I)
+
+
+def _d(x: Any) -> date | None:
+    if isinstance(x, date):
+        return x
+    if isinstance(x, str) and re.fullmatch(r"\d{4}-\d{2}-\d{2}", x.strip()):
+        return date.fromisoformat(x.strip())
+    return None
+
+
+def _dec(x: Any) -> Decimal | None:
+    if isinstance(x, bool) or x is None:
+        return None
+    try:
+        return Decimal(str(x).strip().rstrip("%").strip())
+    except (InvalidOperation, ValueError):
+        return None
+
+
+def _iso(d: date) -> str:
+    return d.isoformat()
+
+
+# ---------------------------------------------------------------------------
+# Therapy described by the vignette
+# ---------------------------------------------------------------------------
+
+
+def _context(inp: dict) -> str:
+    return " ".join(str(inp.get(k, "")) for k in ("context", "therapy", "treatment", "regimen", "timepoint",
+                                                   "timing")).lower()
+
+
+def _courses(inp: dict, ctx: str) -> int | None:
+    for k in ("intensive_courses", "intensive_courses_completed", "induction_courses", "courses", "cycles"):
+        if isinstance(inp.get(k), int) and not isinstance(inp.get(k), bool):
+            return inp[k]
+    m = re.search(r"(?:cycle|course|induction)\s*#?\s*(\d+)", ctx) or \
+        re.search(r"(\d+|\w+)\s+(?:cycles|courses|inductions)", ctx) or \
+        re.search(r"\b(first|second|third|fourth)\s+(?:cycle|course|induction)", ctx)
+    if m:
+        g = m.group(1)
+        return int(g) if g.isdigit() else _WORDS.get(g)
+    if re.search(r"re-?induction", ctx):
+        return 2
+    return None
+
+
+def _days_into(ctx: str) -> int | None:
+    m = re.search(r"day\s*\+?(\d+)", ctx) or re.search(r"(\d+)\s*days?\s+(?:after|from|since|of)", ctx)
+    if m:
+        return int(m.group(1))
+    m = re.search(r"(\d+)\s*months?\s+(?:after|from|since|of)", ctx)
+    if m:
+        return int(m.group(1)) * 30
+    return None
+
+
+def _therapy(p: PatientBuilder, inp: dict, d: date | None) -> date | None:
+    """Write the therapy the vignette describes; returns the first therapy date (None if none)."""
+    ctx = _context(inp)
+    starts: list[date] = []
+    less_start = _d(inp.get("less_intensive_start") or inp.get("less_intensive_start_date"))
+    n = _courses(inp, ctx)
+    day = _days_into(ctx)
+    explicit_starts = [x for x in (_d(s) for s in inp.get("intensive_course_starts") or ()) if x]
+    if explicit_starts:
+        for s in explicit_starts:
+            _intensive_course(p, s, ctx)
+        starts += explicit_starts
+    elif d is not None and less_start is None and _LESS.search(ctx):
+        if n and day is not None and re.search(r"cycle|course", ctx):
+            less_start = d - timedelta(days=(n - 1) * 28 + day)
+        elif day is not None:
+            less_start = d - timedelta(days=day)
+        else:
+            less_start = d - timedelta(days=28 * (n or 1))
+    elif d is not None and (n is not None or _INTENSIVE.search(ctx)):
+        intensive = bool(_INTENSIVE.search(ctx)) or any(
+            k in inp for k in ("intensive_courses", "intensive_courses_completed"))
+        last = d - timedelta(days=day if day is not None else 28)
+        for k in range(n or 1):
+            s = last - timedelta(days=35 * ((n or 1) - 1 - k))
+            starts.append(s)
+            if intensive:
+                _intensive_course(p, s, ctx)
+            else:
+                p.medication(_iso(s), "Antileukaemic chemotherapy, cycle %d (regimen not specified)" % (k + 1),
+                             status="completed")
+    if less_start is not None:
+        less_text = ctx
+        if "decitabine" in less_text:
+            p.medication(_iso(less_start), "decitabine 20 mg/m2 IV days 1-5", rxnorm="15657")
+        elif "low-dose cytarabine" in less_text or "ldac" in less_text:
+            p.medication(_iso(less_start), "low-dose cytarabine 20 mg SC twice daily days 1-10")
+        else:
+            p.medication(_iso(less_start), "azacitidine 75 mg/m2 SC days 1-7", rxnorm="1251")
+            p.medication(_iso(less_start), "venetoclax 400 mg PO daily", rxnorm="1747556")
+        starts.append(less_start)
+    landmark = _d(inp.get("landmark_date"))
+    if landmark is None and d is not None and re.search(r"at (?:the )?(?:response )?landmark|\(landmark\)|"
+                                                        r"landmark reached|response landmark", ctx) \
+            and not re.search(r"before (?:the )?landmark|pre-?landmark", ctx):
+        landmark = d
+    if landmark is not None:
+        p.observation(codes.LANDMARK, _iso(landmark), display="AML response landmark (protocol)",
+                      extra={"valueDateTime": _iso(landmark)}, category="therapy")
+    recorded = inp.get("intensive_courses_completed")
+    if isinstance(recorded, int) and not starts and d is not None:
+        p.observation(codes.INTENSIVE_COURSES, _iso(d), display="Intensive induction courses given",
+                      extra={"valueInteger": recorded}, category="therapy")
+    return min(starts) if starts else None
+
+
+def _intensive_course(p: PatientBuilder, start: date, ctx: str) -> None:
+    if "cpx" in ctx or "vyxeos" in ctx:
+        p.medication(_iso(start), "daunorubicin and cytarabine liposome (CPX-351) days 1, 3, 5", status="completed")
+        return
+    anthracycline = ("idarubicin 12 mg/m2 IV days 1-3", "5650") if "idarubicin" in ctx else \
+        ("daunorubicin 60 mg/m2 IV days 1-3", "3109")
+    p.medication(_iso(start), "cytarabine 200 mg/m2/day continuous IV infusion days 1-7 (7+3 induction)",
+                 rxnorm="3041", status="completed")
+    p.medication(_iso(start), anthracycline[0] + " (7+3 induction)", rxnorm=anthracycline[1], status="completed")
+
+
+# ---------------------------------------------------------------------------
+# Findings
+# ---------------------------------------------------------------------------
+
+
+def _count_fields(item: dict, stem: re.Pattern) -> tuple[Any, str] | None:
+    """(value, UCUM unit) of an ANC / platelet field in any of the vignette spellings."""
+    for key, raw in item.items():
+        k = key.lower()
+        if not stem.match(k):
+            continue
+        if isinstance(raw, dict) and "value" in raw:
+            return raw["value"], str(raw.get("unit") or "10*9/L")
+        if isinstance(raw, (int, float, str)) and not isinstance(raw, bool) and _dec(raw) is not None:
+            for suffix, unit in _UNIT_SUFFIXES:
+                if k.endswith(suffix):
+                    return raw, unit
+            return raw, "10*9/L"
+    return None
+
+
+_ANC_KEY = re.compile(r"^(anc|absolute_neutrophil_count|neutrophils?)(_|$)")
+_PLT_KEY = re.compile(r"^(platelets?|plt|platelet_count)(_|$)")
+
+
+def _counts(p: PatientBuilder, item: dict, when: str) -> None:
+    results = []
+    anc = _count_fields(item, _ANC_KEY)
+    if anc is not None:
+        results.append(p.observation(f"{LOINC}|751-8", when, display="Neutrophils [#/volume] in Blood by Automated count",
+                                     value=_dec(anc[0]), unit=anc[1]))
+    plt = _count_fields(item, _PLT_KEY)
+    if plt is not None:
+        results.append(p.observation(f"{LOINC}|777-3", when, display="Platelets [#/volume] in Blood by Automated count",
+                                     value=_dec(plt[0]), unit=plt[1]))
+    if results:
+        p.report(when, category="laboratory", code=(LOINC, "58410-2", "CBC panel - Blood by Automated count"),
+                 results=results)
+
+
+def _pb_blasts(p: PatientBuilder, raw: Any, pct: Any, when: str) -> None:
+    code = f"{LOINC}|26446-5"
+    display = "Blasts/100 leukocytes in Blood"
+    if pct is not None and _dec(pct) is not None:
+        p.observation(code, when, display=display, value=_dec(pct), unit="%")
+        return
+    if isinstance(raw, bool):
+        p.observation(code, when, display=display, extra={"valueCodeableConcept": concept(*(PRESENT if raw else ABSENT))})
+        return
+    if isinstance(raw, (int, float)):
+        p.observation(code, when, display=display, value=_dec(raw), unit="%")
+        return
+    if not isinstance(raw, str) or not raw.strip():
+        return
+    t = raw.lower()
+    m = re.search(r"(\d+(?:\.\d+)?)\s*%", t)
+    if m:
+        p.observation(code, when, display=display, value=Decimal(m.group(1)), unit="%")
+    elif re.search(r"absent|none|not (seen|detected|present)|negative|^no\b|^0$", t):
+        p.observation(code, when, display=display, extra={"valueCodeableConcept": concept(*ABSENT, text=raw)})
+    elif re.search(r"present|seen|detected|positive|yes", t):
+        p.observation(code, when, display=display, extra={"valueCodeableConcept": concept(*PRESENT, text=raw)})
+
+
+def _emd(p: PatientBuilder, raw: Any, when: str) -> None:
+    site = None
+    if isinstance(raw, dict):
+        when = raw.get("date", when)
+        site = raw.get("site")
+        raw = raw.get("present", raw.get("status", raw.get("result")))
+    if isinstance(raw, bool):
+        present = raw
+    elif isinstance(raw, str) and raw.strip():
+        t = raw.lower()
+        if re.search(r"absent|none|^no\b|not (present|seen|detected)|negative", t):
+            present = False
+        elif re.search(r"present|yes|sarcoma|chloroma|cutis|cns|detected|positive|developed|new", t):
+            present = True
+            m = re.search(r"\(([^)]+)\)", raw) or re.search(r"(?:present|developed)[:,]?\s+(?:in |at |of )?(.+)", raw,
+                                                                    re.I)
+            site = site or (m.group(1).strip() if m else None)
+        else:
+            return
+    else:
+        return
+    extra: dict = {"valueCodeableConcept": concept(*(PRESENT if present else ABSENT))}
+    if site:
+        extra["bodySite"] = {"text": str(site)}
+    p.observation(codes.EMD, when, display="Extramedullary disease", category="exam", extra=extra)
+
+
+def _adequacy(text: Any) -> dict:
+    if isinstance(text, dict):
+        out = {}
+        for k, v in text.items():
+            kl = k.lower()
+            if "spicule" in kl:
+                out["spicules"] = bool(v) if isinstance(v, bool) else ("absent" not in str(v).lower()
+                                                                       and "no" != str(v).lower())
+            elif "cells" in kl or "nucleated" in kl:
+                out["cells"] = int(v) if _dec(v) is not None else None
+            elif "cellularity" in kl:
+                out["cellularity"] = _dec(v)
+            elif "suboptimal" in kl or "inadequate" in kl:
+                out["suboptimal"] = bool(v)
+        return {k: v for k, v in out.items() if v is not None}
+    if not isinstance(text, str):
+        return {}
+    t = text.lower()
+    out: dict = {}
+    if re.search(r"no spicules|spicules (absent|not seen)|aparticulate", t):
+        out["spicules"] = False
+    elif re.search(r"spicules (present|seen|adequate)|spicular|particulate", t):
+        out["spicules"] = True
+    m = re.search(r"(\d+)\s*(?:nucleated\s+)?cells", t)
+    if m:
+        out["cells"] = int(m.group(1))
+    m = re.search(r"cellularity\s*(?:of\s*)?(\d+(?:\.\d+)?)\s*%", t)
+    if m:
+        out["cellularity"] = Decimal(m.group(1))
+    if re.search(r"dry tap|inadequate|suboptimal|haemodilute|hemodilute|clotted", t):
+        out["suboptimal"] = True
+    return out
+
+
+def _marrow(p: PatientBuilder, when: str, blasts: Any, adequacy: Any = None, *, label: str = "") -> None:
+    results = []
+    b = _dec(blasts)
+    if b is not None:
+        results.append(p.observation(codes.BM_BLASTS, when, display="Blasts/100 cells in Bone marrow", value=b,
+                                     unit="%"))
+    a = _adequacy(adequacy)
+    if "cells" in a:
+        results.append(p.observation(codes.CELLS_COUNTED, when, display="Cells Counted Total [#] in Bone marrow",
+                                     value=a["cells"], unit="{cells}"))
+    if "spicules" in a:
+        results.append(p.observation(codes.SPICULES, when, display="Bone marrow aspirate spicules",
+                                     extra={"valueCodeableConcept": concept(*(PRESENT if a["spicules"] else ABSENT))}))
+    if "cellularity" in a:
+        results.append(p.observation(codes.CELLULARITY, when, display="Bone marrow biopsy cellularity",
+                                     value=a["cellularity"], unit="%"))
+    if a.get("suboptimal"):
+        results.append(p.observation(codes.SAMPLE_ADEQUACY, when, display="Bone marrow sample adequacy",
+                                     value_code=(LOCAL, "suboptimal")))
+    text = []
+    if b is not None:
+        text.append(f"Bone marrow aspirate{label}: blasts {b} % of nucleated cells.")
+    if isinstance(adequacy, str) and adequacy.strip():
+        text.append(adequacy.strip().rstrip(".") + ".")
+    if results or text:
+        p.report(when, category="pathology", code=(LOINC, "48807-2", "Bone marrow aspiration report"),
+                 results=results, conclusion=" ".join(text) or None)
+
+
+# ---------------------------------------------------------------------------
+# MRD
+# ---------------------------------------------------------------------------
+
+
+def _frac_field(item: dict, words: tuple[str, ...]) -> Decimal | None:
+    """A level given as <word>_pct / <word>_fraction / <word>_percent (fraction returned)."""
+    for key, raw in item.items():
+        k = key.lower()
+        if not any(w in k for w in words):
+            continue
+        v = _dec(raw)
+        if v is None:
+            continue
+        if k.endswith("_pct") or k.endswith("_percent") or k.endswith("%"):
+            return v / 100
+        if k.endswith("_fraction") or k.endswith("_frac"):
+            return v
+    return None
+
+
+def _mrd(p: PatientBuilder, raw: Any, default: date | None) -> None:
+    if isinstance(raw, list):
+        for item in raw:
+            _mrd(p, item, default)
+        return
+    if not isinstance(raw, dict):
+        return  # "not tested", "not done"
+    when = _d(raw.get("date")) or default
+    if when is None:
+        return
+    result = str(raw.get("result", raw.get("status", ""))).lower()
+    detected = None
+    if re.search(r"not detected|negative|undetect|\bneg\b", result):
+        detected = False
+    elif re.search(r"detected|positive|\bpos\b", result):
+        detected = True
+    lod = _frac_field(raw, ("lod", "sensitivity", "limit"))
+    level = _frac_field({k: v for k, v in raw.items() if not any(w in k.lower() for w in ("lod", "sensitivity",
+                                                                                          "limit"))},
+                        ("value", "level", "mrd", "ratio", "vaf", "copies", "result"))
+    method = str(raw.get("method") or raw.get("assay") or raw.get("technique") or "")
+    comps = []
+    if lod is not None:
+        comps.append({"code": concept(codes.MRD_LOD), "valueQuantity": qty(lod * 100, "%")})
+    reps = raw.get("replicates_positive")
+    tested = raw.get("replicates_tested")
+    if isinstance(raw.get("replicates"), str) and "/" in raw["replicates"]:
+        a, b = raw["replicates"].split("/", 1)
+        reps, tested = int(a), int(b)
+    if isinstance(reps, int):
+        comps.append({"code": concept(codes.MRD_REPLICATES_POSITIVE), "valueInteger": reps})
+    if isinstance(tested, int):
+        comps.append({"code": concept(codes.MRD_REPLICATES_TESTED), "valueInteger": tested})
+    if isinstance(raw.get("low_level"), bool):
+        comps.append({"code": concept(codes.MRD_LOW_LEVEL), "valueBoolean": raw["low_level"]})
+    marker = raw.get("marker") or raw.get("target") or raw.get("gene")
+    if marker:
+        comps.append({"code": concept(codes.MRD_MARKER), "valueString": str(marker)})
+    extra: dict = {}
+    if level is not None:
+        if detected is not None:
+            comps.append({"code": concept(codes.MRD_DETECTED),
+                          "valueCodeableConcept": concept(*(DETECTED if detected else NOT_DETECTED))})
+        extra["valueQuantity"] = qty(level * 100, "%")
+    elif detected is not None:
+        extra["valueCodeableConcept"] = concept(*(DETECTED if detected else NOT_DETECTED))
+    else:
+        return
+    tissue = str(raw.get("tissue") or raw.get("sample") or raw.get("specimen") or "").lower()
+    if tissue:
+        extra["specimen"] = {"display": "bone marrow aspirate" if ("marrow" in tissue or tissue == "bm")
+                             else ("peripheral blood" if ("blood" in tissue or tissue == "pb") else tissue)}
+    p.observation(codes.MRD, _iso(when), display="AML measurable residual disease", method={"text": method or "MFC"},
+                  components=comps, extra=extra)
+
+
+# ---------------------------------------------------------------------------
+# The converter
+# ---------------------------------------------------------------------------
+
+
+def _history(inp: dict) -> list[dict]:
+    out = []
+    for key in ("history", "prior", "prior_categories", "previous_assessments"):
+        raw = inp.get(key)
+        if isinstance(raw, dict):
+            raw = [raw]
+        for h in raw or ():
+            if isinstance(h, dict) and _d(h.get("date")) and (h.get("category") or h.get("response")):
+                out.append({"date": _d(h["date"]), "category": str(h.get("category") or h.get("response"))})
+    return out
+
+
+def _all_dates(inp: dict) -> list[date]:
+    out = []
+
+    def walk(x: Any) -> None:
+        if isinstance(x, dict):
+            for v in x.values():
+                walk(v)
+        elif isinstance(x, list):
+            for v in x:
+                walk(v)
+        else:
+            d = _d(x)
+            if d:
+                out.append(d)
+    walk(inp)
+    return out
+
+
+@converter("ELN", engine.CRITERIA)
+def eln(v: Vignette) -> PatientBuilder:
+    inp = v["inputs"]
+    p = PatientBuilder(_pid(v))
+    d = _d(inp.get("assessment_date") or inp.get("date"))
+    when = _iso(d) if d else None
+    history = _history(inp)
+    first_therapy = _therapy(p, inp, d)
+
+    # diagnosis and the pretreatment (diagnostic) marrow
+    pre = next((inp[k] for k in ("pretreatment_bone_marrow_blasts_pct", "baseline_bone_marrow_blasts_pct",
+                                 "diagnostic_bone_marrow_blasts_pct") if inp.get(k) is not None), None)
+    dates = _all_dates(inp)
+    anchor = first_therapy or d or (min(dates) if dates else date(2024, 1, 1))
+    diagnosis = anchor - timedelta(days=3 if first_therapy else 35)
+    if history:
+        diagnosis = min(diagnosis, min(h["date"] for h in history) - timedelta(days=60))
+    in_remission = any(h["category"].strip().upper().startswith("CR") for h in history)
+    cond = p.condition(icd10="C92.01" if in_remission else "C92.00",
+                       text="Acute myeloblastic leukemia, in remission" if in_remission
+                       else "Acute myeloblastic leukemia, not having achieved remission", onset=_iso(diagnosis))
+    if pre is not None:
+        _marrow(p, _iso(diagnosis), pre, None, label=" (diagnostic)")
+
+    for h in history:
+        p.observation(codes.DISEASE_STATUS[0], _iso(h["date"]), display="Cancer Disease Progression",
+                      category="survey", method={"text": "ELN 2022 response criteria (Döhner 2022)"},
+                      extra={"valueCodeableConcept": {"text": h["category"]},
+                             "focus": [{"reference": f"Condition/{cond['id']}"}]})
+
+    # the assessment time point
+    if d is not None:
+        bm_when = _iso(_d(inp.get("bone_marrow_date")) or d)
+        blasts = next((inp[k] for k in ("bone_marrow_blasts_pct", "marrow_blasts_pct", "bm_blasts_pct")
+                       if inp.get(k) is not None), None)
+        if blasts is None and inp.get("bone_marrow_blasts_fraction") is not None:
+            blasts = _dec(inp["bone_marrow_blasts_fraction"]) * 100
+        adequacy = inp.get("marrow_adequacy") or inp.get("bone_marrow_adequacy")
+        if blasts is not None or adequacy:
+            _marrow(p, bm_when, blasts, adequacy)
+        counts_when = _iso(_d(inp.get("blood_counts_date") or inp.get("counts_date")) or d)
+        _counts(p, inp, counts_when)
+        _pb_blasts(p, inp.get("peripheral_blood_blasts"), inp.get("peripheral_blood_blasts_pct"), when)
+        if "extramedullary_disease" in inp:
+            _emd(p, inp["extramedullary_disease"], when)
+        if inp.get("after_transfusion") or inp.get("recent_platelet_transfusion"):
+            p.procedure(_iso(d - timedelta(days=1)), f"{SNOMED}|180208003", "Platelet transfusion")
+        if inp.get("after_gcsf") or inp.get("gcsf"):
+            p.medication(_iso(d - timedelta(days=3)), "filgrastim 5 mcg/kg SC daily", status="completed")
+
+    # further dated samples and examinations
+    for key in ("bone_marrow", "bone_marrow_exams", "marrows"):
+        raw = inp.get(key)
+        for bm in ([raw] if isinstance(raw, dict) else raw if isinstance(raw, list) else ()):
+            if isinstance(bm, dict) and _d(bm.get("date")):
+                bl = next((bm[k] for k in ("blasts_pct", "bone_marrow_blasts_pct") if bm.get(k) is not None), None)
+                _marrow(p, bm["date"], bl, bm.get("adequacy") or bm.get("marrow_adequacy"))
+                _counts(p, bm, bm["date"])
+    for key in ("peripheral_blood", "blood_counts", "counts"):
+        for s in inp.get(key) or ():
+            if not isinstance(s, dict) or not _d(s.get("date")):
+                continue
+            pb_raw = s.get("blasts", s.get("present", s.get("peripheral_blood_blasts")))
+            pb_pct = s.get("blasts_pct", s.get("peripheral_blood_blasts_pct"))
+            if pb_raw is not None or pb_pct is not None:
+                _pb_blasts(p, pb_raw, pb_pct, s["date"])
+            _counts(p, s, s["date"])
+    for key in ("extramedullary", "emd"):
+        for e in inp.get(key) or ():
+            if isinstance(e, dict):
+                _emd(p, e, e.get("date", when))
+    for key in ("MRD", "mrd", "MRD_tests", "mrd_tests", "MRD_series", "mrd_series"):
+        _mrd(p, inp.get(key), d)
+
+    death = _d(inp.get("death_date") or inp.get("date_of_death"))
+    if death is not None:
+        p.resources[0]["deceasedDateTime"] = _iso(death)
+    reason = inp.get("not_evaluable_reason")
+    if isinstance(reason, str) and reason.strip():
+        p.observation(codes.NOT_EVALUABLE_REASON, when or _iso(anchor), display="Response not evaluable: reason",
+                      value_string=reason.strip(), category="survey")
+    return p
