@@ -97,18 +97,20 @@ def effective_date(res: Resource) -> date | None:
 
 
 def to_decimal(value: Any) -> Decimal | None:
+    """A finite Decimal, or None (NaN and infinities, e.g. the string "NaN" in a valueQuantity, are not values)."""
     if isinstance(value, bool) or value is None:
         return None
+    out: Decimal | None = None
     if isinstance(value, (int, Decimal)):
-        return Decimal(value)
-    if isinstance(value, float):
-        return Decimal(repr(value))
-    if isinstance(value, str):
+        out = Decimal(value)
+    elif isinstance(value, float):
+        out = Decimal(repr(value))
+    elif isinstance(value, str):
         try:
-            return Decimal(value.strip())
+            out = Decimal(value.strip())
         except InvalidOperation:
             return None
-    return None
+    return out if out is not None and out.is_finite() else None
 
 
 def quantity(q: Any) -> tuple[Decimal | None, str | None, str | None]:
