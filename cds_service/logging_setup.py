@@ -9,6 +9,20 @@ import structlog
 _done = False
 
 
+class _StderrLogger:
+    """Writes each event line to the current sys.stderr (so test capture and redirection always see it)."""
+
+    def msg(self, message: str) -> None:
+        sys.stderr.write(message + "\n")
+        sys.stderr.flush()
+
+    log = debug = info = warning = warn = error = critical = exception = fatal = msg
+
+
+def _factory(*_args) -> _StderrLogger:
+    return _StderrLogger()
+
+
 def configure_logging(level: int = logging.INFO) -> None:
     global _done
     if _done:
@@ -20,7 +34,7 @@ def configure_logging(level: int = logging.INFO) -> None:
             structlog.processors.JSONRenderer(),
         ],
         wrapper_class=structlog.make_filtering_bound_logger(level),
-        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        logger_factory=_factory,
         cache_logger_on_first_use=True,
     )
     logging.getLogger("werkzeug").setLevel(logging.WARNING)

@@ -20,6 +20,9 @@ class MapperOutput:
     assessment: Assessment | None
     missing: tuple[str, ...] = ()
     notes: tuple[str, ...] = ()
+    # the not-evaluable assessment is itself the criterion's verdict (GCIG "not evaluable for CA-125 response"
+    # after mouse antibodies or a paracentesis): show it as an assessment card, not an "insufficient data" one
+    show_not_evaluable: bool = False
 
 
 MapFn = Callable[[PatientRecord, RoutedCancer, date, Mapping[str, Any]], MapperOutput]
@@ -47,6 +50,7 @@ class CriteriaResult:
     missing: tuple[str, ...] = ()
     notes: tuple[str, ...] = ()
     issues: list[MappingIssue] = field(default_factory=list)
+    show_not_evaluable: bool = False
 
 
 REGISTRY: dict[str, CriteriaMapper] = {}
@@ -79,8 +83,13 @@ def assess_record(record: PatientRecord, as_of: date, options: Mapping[str, Any]
         active = []
         for crit in wanted:
             m = REGISTRY.get(crit)
-            if m is not None and m.applies is not None and not m.applies(record, routed, options):
-                continue
+            if m is not None and m.applies is not None:
+                try:
+                    if not m.applies(record, routed, options):
+                        continue
+                except Exception as exc:  # noqa: BLE001 - malformed data: assume it does not apply
+                    record.issue(None, f"{crit} applicability could not be read", type(exc).__name__)
+                    continue
             active.append(crit)
         replaced = {r for c in active if c in REGISTRY for r in REGISTRY[c].replaces}
         for crit in active:
@@ -91,9 +100,13 @@ def assess_record(record: PatientRecord, as_of: date, options: Mapping[str, Any]
                 results.append(CriteriaResult(routed, crit, None, (f"{crit} is not implemented by this service yet",)))
                 continue
             before = len(record.issues)
-            out = mapper.fn(record, routed, as_of, options)
+            try:
+                out = mapper.fn(record, routed, as_of, options)
+            except Exception as exc:  # noqa: BLE001 - a malformed record must never take the service down
+                record.issue(None, f"{crit} could not read the record", f"unexpected data shape ({type(exc).__name__})")
+                out = MapperOutput(None, (f"the record's data for {crit} could not be read",))
             results.append(CriteriaResult(routed, crit, out.assessment, out.missing, out.notes,
-                                          list(record.issues[before:])))
+                                          list(record.issues[before:]), out.show_not_evaluable))
     return results
 
 

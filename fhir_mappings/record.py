@@ -44,16 +44,31 @@ def ref_of(res: Resource) -> str | None:
 
 def codings(concept: Any) -> Iterator[tuple[str, str]]:
     """(system, code) pairs of a CodeableConcept, with OID spellings of common systems normalised."""
-    if not isinstance(concept, dict):
+    if not isinstance(concept, dict) or not isinstance(concept.get("coding"), list):
         return
-    for c in concept.get("coding") or ():
+    for c in concept["coding"]:
         if isinstance(c, dict) and isinstance(c.get("code"), str):
             system = c.get("system") if isinstance(c.get("system"), str) else ""
             yield SYSTEM_ALIASES.get(system, system), c["code"].strip()
 
 
 def concept_keys(concept: Any) -> set[str]:
-    return {f"{s}|{c}" for s, c in codings(concept)}
+    """``system|code`` keys of a CodeableConcept (the pairs of :func:`codings`).
+
+    Written out rather than built from ``codings()``: it runs for every resource of every hook call.
+    """
+    out: set[str] = set()
+    if not isinstance(concept, dict) or not isinstance(concept.get("coding"), list):
+        return out
+    for c in concept["coding"]:
+        if isinstance(c, dict):
+            code = c.get("code")
+            if isinstance(code, str):
+                system = c.get("system")
+                if not isinstance(system, str):
+                    system = ""
+                out.add(f"{SYSTEM_ALIASES.get(system, system)}|{code.strip()}")
+    return out
 
 
 def concept_text(concept: Any) -> str:
@@ -61,7 +76,8 @@ def concept_text(concept: Any) -> str:
         return ""
     if isinstance(concept.get("text"), str):
         return concept["text"]
-    for c in concept.get("coding") or ():
+    coding = concept.get("coding")
+    for c in coding if isinstance(coding, list) else ():
         if isinstance(c, dict) and isinstance(c.get("display"), str):
             return c["display"]
     return ""
@@ -133,19 +149,25 @@ class PatientRecord:
         self.issues: list[MappingIssue] = []
         self._by_type: dict[str, list[Resource]] = defaultdict(list)
         self._by_ref: dict[str, Resource] = {}
-        self._by_code: dict[str, list[Resource]] = defaultdict(list)
+        # Index by the bare code string only: a prefetch holds thousands of resources a criterion never asks for,
+        # and building their system|code keys cost more than the rest of the index. with_codes() checks the
+        # full system|code of the few candidates (concept_keys), so the answers are the same.
+        self._by_bare_code: dict[str, list[Resource]] = defaultdict(list)
         seen: set[str] = set()
         for res in resources:
-            if not isinstance(res, dict) or not isinstance(res.get("resourceType"), str):
+            if not isinstance(res, dict):
                 continue
-            rtype = res["resourceType"]
-            ref = ref_of(res)
+            rtype = res.get("resourceType")
+            if not isinstance(rtype, str):
+                continue
+            rid = res.get("id")
+            ref = f"{rtype}/{rid}" if rtype and rid else None  # ref_of(res), inlined
             if ref:
                 if ref in seen:
                     continue  # the same resource from two prefetch keys
                 seen.add(ref)
             status = res.get("status")
-            if status in UNUSABLE_STATUS:
+            if isinstance(status, str) and status in UNUSABLE_STATUS:
                 self.issues.append(MappingIssue(ref, f"{rtype} skipped", f"status is {status}"))
                 continue
             if rtype == "Condition" and concept_keys(res.get("verificationStatus")) & {
@@ -157,8 +179,15 @@ class PatientRecord:
             self._by_type[rtype].append(res)
             if ref:
                 self._by_ref[ref] = res
-            for key in concept_keys(res.get("code")):
-                self._by_code[key].append(res)
+            code = res.get("code")
+            if isinstance(code, dict):
+                coding = code.get("coding")
+                if isinstance(coding, list):
+                    for c in coding:
+                        if isinstance(c, dict):
+                            bare = c.get("code")
+                            if isinstance(bare, str):
+                                self._by_bare_code[bare.strip()].append(res)
 
     def of_type(self, rtype: str) -> list[Resource]:
         return self._by_type.get(rtype, [])
@@ -168,6 +197,8 @@ class PatientRecord:
             reference = reference.get("reference")
         if not isinstance(reference, str):
             return None
+        if reference.count("/") == 1:  # "Type/id", the usual case: nothing to strip
+            return self._by_ref.get(reference)
         ref = reference.split("/_history/")[0]
         if ref.count("/") > 1:  # absolute URL
             ref = "/".join(ref.rsplit("/", 2)[-2:])
@@ -177,8 +208,15 @@ class PatientRecord:
         """Resources whose ``code`` carries any of ``system|code`` keys, in date order, without duplicates."""
         out: dict[int, Resource] = {}
         for k in keys:
-            for res in self._by_code.get(k, ()):
-                if rtype is None or res.get("resourceType") == rtype:
+            if not isinstance(k, str):
+                continue
+            candidates: list[Resource] = []
+            at = k.find("|")
+            while at >= 0:  # the code is what follows a "|" (the first one, unless the system holds one)
+                candidates += self._by_bare_code.get(k[at + 1:], ())
+                at = k.find("|", at + 1)
+            for res in candidates:
+                if (rtype is None or res.get("resourceType") == rtype) and k in concept_keys(res.get("code")):
                     out[id(res)] = res
         return sorted(out.values(), key=lambda r: (effective_date(r) or date.min, ref_of(r) or ""))
 

@@ -107,7 +107,8 @@ def classify(condition: Resource) -> tuple[CancerType, str] | None:
                 if code in ct.snomed:
                     return ct, "SNOMED CT"
     text = " " + concept_text(condition.get("code")).lower() + " "
-    for c in (condition.get("code") or {}).get("coding") or ():
+    code = condition.get("code") if isinstance(condition.get("code"), dict) else {}
+    for c in code.get("coding") if isinstance(code.get("coding"), list) else ():
         if isinstance(c, dict) and isinstance(c.get("display"), str):
             text += " " + c["display"].lower() + " "
     if text.strip():
@@ -143,7 +144,11 @@ def route(record: PatientRecord) -> list[RoutedCancer]:
     """One entry per distinct cancer type in the record (the most specific Condition wins)."""
     found: dict[str, RoutedCancer] = {}
     for cond in record.of_type("Condition"):
-        hit = classify(cond)
+        try:
+            hit = classify(cond)
+        except Exception as exc:  # noqa: BLE001 - a malformed Condition is skipped, not fatal
+            record.issue(cond, "Condition skipped", f"unreadable code ({type(exc).__name__})")
+            continue
         if hit is None:
             continue
         ct, how = hit
