@@ -28,6 +28,10 @@ def _clip(text: str, limit: int = SUMMARY_MAX) -> str:
 
 def _json_value(key: str, v: Any) -> Any:
     if isinstance(v, Decimal):
+        if key.endswith("fraction") and v != 0:
+            # MRD levels / sensitivities (1E-5, 1E-6) would round to 0 at 4 places: keep 12 significant digits
+            q = Decimal(format(v, ".12g")).normalize()
+            return int(q) if q == q.to_integral_value() else float(q)
         places = Decimal("0.01") if key.startswith("pct") or "pct_change" in key else Decimal("0.0001")
         q = v.quantize(places, rounding=ROUND_HALF_UP)
         q = q.normalize() if q != 0 else Decimal(0)
