@@ -83,7 +83,7 @@ def test_future_dates_are_not_used_as_assessments(client):
 
 
 json_values = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=8),
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False) | st.text(max_size=8),
     lambda children: st.lists(children, max_size=4) | st.dictionaries(
         st.sampled_from(["coding", "system", "code", "value", "unit", "reference", "text", "start", "display",
                          "valueQuantity", "identifier", "location", "data", "contentType"]), children, max_size=4),
