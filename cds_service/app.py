@@ -12,6 +12,7 @@ from pydantic import ValidationError
 from werkzeug.exceptions import HTTPException
 
 from cds_service import cards as card_builder
+from cds_service import metrics
 from cds_service.auth import AuthError, Authenticator
 from cds_service.config import Settings, load_settings
 from cds_service.errors import HookError, error_response
@@ -105,6 +106,7 @@ def create_app(config: Any = None) -> Flask:
                                  authenticator.audience_for(request.base_url, request.path))
         except AuthError as exc:
             log.warning("jwt_rejected", reason=str(exc), path=request.url_rule.rule if request.url_rule else "?")
+            metrics.JWT_FAILURES.labels(str(exc)[:40]).inc()
             return Response(status=401)
         return None
 
@@ -117,8 +119,13 @@ def create_app(config: Any = None) -> Flask:
             resp.headers["Access-Control-Allow-Methods"] = "GET, POST, OPTIONS"
             resp.headers["Vary"] = "Origin"
         elapsed = (time.perf_counter() - g.get("t0", time.perf_counter())) * 1000
-        log.info("request", method=request.method, path=request.url_rule.rule if request.url_rule else "unmatched",
-                 status=resp.status_code, ms=round(elapsed, 1))
+        rule = request.url_rule.rule if request.url_rule else "unmatched"
+        service = (request.view_args or {}).get("service_id", "") if request.url_rule else ""
+        service = service if service in service_ids else ("" if not service else "unknown")
+        log.info("request", method=request.method, path=rule, status=resp.status_code, ms=round(elapsed, 1))
+        if rule != "/metrics":
+            metrics.REQUESTS.labels(rule, service, str(resp.status_code)).inc()
+            metrics.LATENCY.labels(rule, service).observe(elapsed / 1000)
         return resp
 
     @app.errorhandler(HookError)
@@ -199,6 +206,7 @@ def create_app(config: Any = None) -> Flask:
             raise HookError(400, "required", "context.draftOrders (a Bundle) is required for order hooks",
                             ["context.draftOrders"])
         status, out = evaluate_request(body, settings, today(), svc.id)
+        metrics.record_cards(out.get("cards", []))
         return _json(out, status)
 
     @app.route("/cds-services/<service_id>/feedback", methods=["POST", "OPTIONS"])
@@ -216,6 +224,11 @@ def create_app(config: Any = None) -> Flask:
         items = [f.model_dump(exclude_none=True) for f in fb.feedback]
         new = store.record(service_id, items, datetime.now(timezone.utc).isoformat())
         return _json({"received": len(items), "new": new})
+
+    @app.get("/metrics")
+    def _metrics() -> Response:
+        payload, ctype = metrics.render()
+        return Response(payload, mimetype=ctype.split(";")[0], content_type=ctype)
 
     @app.get("/healthz")
     def _healthz() -> Response:

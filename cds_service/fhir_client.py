@@ -33,7 +33,19 @@ class FhirServer:
         check_server_allowed(self.base, self.settings)
 
     def fetch(self, relative: str) -> list[dict[str, Any]]:
-        """Resources of a read or search URL relative to the base, following next links."""
+        """Resources of a read or search URL relative to the base, following next links (timed, counted)."""
+        from cds_service import metrics
+
+        t0 = time.monotonic()
+        try:
+            return self._fetch(relative)
+        except FetchError as exc:
+            metrics.FHIR_FETCH_ERRORS.labels(_reason_class(str(exc))).inc()
+            raise
+        finally:
+            metrics.FHIR_FETCH_SECONDS.observe(time.monotonic() - t0)
+
+    def _fetch(self, relative: str) -> list[dict[str, Any]]:
         url = urljoin(self.base.rstrip("/") + "/", relative)
         host = urlsplit(self.base).netloc
         out: list[dict[str, Any]] = []
@@ -115,3 +127,10 @@ def check_server_allowed(base: str, settings: FhirSettings) -> None:
     allowed = {h.strip("[]").lower() for h in settings.allowed_hosts}
     if host.lower() not in allowed and parts.netloc.lower() not in allowed and "*" not in allowed:
         raise FetchError("fhirServer is not on the allow-list of FHIR servers")
+
+
+def _reason_class(message: str) -> str:
+    for key in ("deadline", "in time", "reached", "busy", "redirect", "refused", "HTTP", "JSON", "paging"):
+        if key in message:
+            return key.lower().replace(" ", "_")
+    return "other"
