@@ -12,9 +12,10 @@ precede new therapy):
 * the line starts at the earliest anti-myeloma medication (MedicationRequest / MedicationStatement /
   MedicationAdministration; supportive drugs such as bisphosphonates are not a line of therapy);
 * a *new therapy* is the first medication, started after the first response assessment of the line, that was not
-  part of the line (re-orders of the same drug each cycle are not new therapy).  When results exist after it, it
-  starts a new line (the response is then measured for that line); otherwise it is passed to the engine as
-  ``new_therapy_start`` and the assessments on/after it are not used;
+  part of the line (re-orders of the same drug each cycle are not new therapy).  It is passed to the engine as
+  ``new_therapy_start``: assessments on/after it are not used, so the card shows the response the line reached
+  before it.  Only when that line ended in PD and results exist after the new therapy is the new line assessed on
+  its own (baseline: the results on or before its start);
 * the baseline is, per parameter, the latest result in the ``BASELINE_WINDOW_DAYS`` on or before the line start; with no
   medication in the record the earliest result date is the baseline (noted), unless a recorded IMWG assessment
   (category or confirmed nadir) precedes every result (then the results are follow-up and there is no baseline).
@@ -664,23 +665,22 @@ def therapy_starts(record: PatientRecord) -> list[tuple[date, str, str | None]]:
     return sorted(out)
 
 
-def _lines(meds: list[tuple[date, str, str | None]], lab_dates: list[date]) -> tuple[date | None, date | None]:
-    """(start of the line in progress, new therapy start not followed by results)."""
+def _lines(meds: list[tuple[date, str, str | None]], lab_dates: list[date]) -> list[date]:
+    """Start dates of the successive lines of therapy: the first anti-myeloma medication, then each new therapy
+    (a medication started after the line's first response assessment that was not part of the line)."""
     if not meds:
-        return None, None
-    start = meds[0][0]
+        return []
+    starts = [meds[0][0]]
     for _ in range(len(meds)):
+        start = starts[-1]
         after = [d for d in lab_dates if d > start]
         first = after[0] if after else start
         line = {m for d, m, _ in meds if start <= d <= first}
         new = next((d for d, m, _ in meds if d > first and m not in line), None)
         if new is None:
-            return start, None
-        if any(d > new for d in lab_dates):
-            start = new
-            continue
-        return start, new
-    return start, None
+            break
+        starts.append(new)
+    return starts
 
 
 def _recorded_categories(record: PatientRecord, routed: RoutedCancer | None) -> list[tuple[date, str, bool, str | None]]:
@@ -763,8 +763,21 @@ def _assessment(d: date, tp: _Tp) -> engine.MyelomaAssessment:
     return engine.MyelomaAssessment(date=d, sample_id=sample, refs=tuple(sorted(tp.refs.items())), **f)
 
 
-def map_imwg(record: PatientRecord, routed: RoutedCancer | None, as_of: date,
-             options: Mapping[str, Any] | None = None) -> ImwgMapping:
+@dataclass
+class _Read:
+    tps: dict[date, _Tp]
+    lab_dates: list[date]
+    starts: list[date]
+    recorded: list[tuple[date, str, bool, str | None]]
+    measurable: str | None
+    involved: str | None
+    involved_ife: list[str]
+    notes: list[str]
+
+
+def _read(record: PatientRecord, routed: RoutedCancer | None, as_of: date,
+          options: Mapping[str, Any] | None) -> _Read:
+    """Every IMWG input in the record, read once (issues are recorded here)."""
     notes: list[str] = []
     tps: dict[date, _Tp] = defaultdict(_Tp)
     involved_ife: list[str] = []
@@ -777,41 +790,8 @@ def map_imwg(record: PatientRecord, routed: RoutedCancer | None, as_of: date,
     _flags(record, tps)
     tps = {d: tp for d, tp in tps.items() if tp.fields}
     lab_dates = sorted(d for d in tps if d <= as_of)
-
-    meds = [m for m in therapy_starts(record) if m[0] <= as_of]
-    start, new_start = _lines(meds, lab_dates)
-    recorded_all = _recorded_categories(record, routed)
-    recorded = [r for r in recorded_all if r[0] <= as_of and (start is None or r[0] >= start)]
-    nadir = _nadir(record, start, as_of)
-
-    baseline: engine.MyelomaAssessment | None = None
-    series_dates: list[date]
-    if start is not None:
-        window = [d for d in lab_dates if start - timedelta(days=BASELINE_WINDOW_DAYS) <= d <= start]
-        if window:
-            merged = _Tp()
-            for d in window:  # the latest value of each parameter wins
-                merged.fields.update(tps[d].fields)
-                merged.refs.update(tps[d].refs)
-            baseline = engine.MyelomaAssessment(date=window[-1], refs=tuple(sorted(merged.refs.items())),
-                                                **merged.fields)
-        series_dates = [d for d in lab_dates if d > start]
-    else:
-        first_recorded = min([r[0] for r in recorded] + ([nadir.date] if nadir and nadir.date else []),
-                             default=None)
-        if lab_dates and (first_recorded is None or first_recorded > lab_dates[0]):
-            baseline = _assessment(lab_dates[0], tps[lab_dates[0]])
-            notes.append(f"No anti-myeloma therapy in the record: the earliest results ({lab_dates[0].isoformat()}) "
-                         f"are taken as the baseline.")
-            series_dates = lab_dates[1:]
-        else:
-            series_dates = lab_dates
-    series = tuple(_assessment(d, tps[d]) for d in series_dates)
-
-    prev = next(((d, c) for d, c, conf, _ in reversed(recorded) if conf), None)
-    unconfirmed = [r for r in recorded if not r[2]]
-    if unconfirmed:
-        notes.append("A recorded IMWG category marked unconfirmed/preliminary was not used as the confirmed state.")
+    meds = [x for x in therapy_starts(record) if x[0] <= as_of]
+    recorded = [r for r in _recorded_categories(record, routed) if r[0] <= as_of]
     measurable = None
     mw = _latest_word(record, MEASURABLE, as_of)
     if mw is not None:
@@ -826,34 +806,92 @@ def map_imwg(record: PatientRecord, routed: RoutedCancer | None, as_of: date,
         involved = "kappa" if "kappa" in iw[0] else "lambda" if "lambda" in iw[0] else None
         if involved is None:
             record.issue(iw[1], "involved light chain skipped", "value is not kappa or lambda")
-    elif len(set(involved_ife)) == 1 and (baseline is None or baseline.FLC_ratio is None and (
-            baseline.kappa_FLC_mg_dL is None or baseline.lambda_FLC_mg_dL is None)):
-        involved = involved_ife[0]
-        notes.append(f"Involved light chain taken as {involved} from the immunofixation (no baseline FLC ratio).")
+    return _Read(tps, lab_dates, _lines(meds, lab_dates), recorded, measurable, involved, involved_ife, notes)
 
+
+def _build(record: PatientRecord, r: _Read, line: int, as_of: date) -> ImwgMapping:
+    """The engine inputs for one line of therapy (index into ``r.starts``; -1/no starts = no therapy known)."""
+    notes = list(r.notes)
+    tps, lab_dates = r.tps, r.lab_dates
+    start = r.starts[line] if r.starts else None
+    new_start = r.starts[line + 1] if r.starts and line + 1 < len(r.starts) else None
+    recorded = [x for x in r.recorded if start is None or x[0] >= start]
+    nadir = _nadir(record, start, as_of)
+    baseline: engine.MyelomaAssessment | None = None
+    series_dates: list[date]
+    if start is not None:
+        window = [d for d in lab_dates if start - timedelta(days=BASELINE_WINDOW_DAYS) <= d <= start]
+        if window:
+            merged = _Tp()
+            for d in window:  # the latest value of each parameter wins
+                merged.fields.update(tps[d].fields)
+                merged.refs.update(tps[d].refs)
+            baseline = engine.MyelomaAssessment(date=window[-1], refs=tuple(sorted(merged.refs.items())),
+                                                **merged.fields)
+        series_dates = [d for d in lab_dates if d > start]
+        if line > 0:
+            notes.append(f"PD on the previous line of therapy; the response is assessed for the line started "
+                         f"{start.isoformat()} (baseline: the results on or before that date).")
+    else:
+        first_recorded = min([x[0] for x in recorded] + ([nadir.date] if nadir and nadir.date else []),
+                             default=None)
+        if lab_dates and (first_recorded is None or first_recorded > lab_dates[0]):
+            baseline = _assessment(lab_dates[0], tps[lab_dates[0]])
+            notes.append(f"No anti-myeloma therapy in the record: the earliest results ({lab_dates[0].isoformat()}) "
+                         f"are taken as the baseline.")
+            series_dates = lab_dates[1:]
+        else:
+            series_dates = lab_dates
+    series = tuple(_assessment(d, tps[d]) for d in series_dates)
+
+    prev = next(((d, c) for d, c, conf, _ in reversed(recorded) if conf), None)
+    if any(not x[2] for x in recorded):
+        notes.append("A recorded IMWG category marked unconfirmed/preliminary was not used as the confirmed state.")
+    involved = r.involved
+    if involved is None and len(set(r.involved_ife)) == 1 and (baseline is None or baseline.FLC_ratio is None and (
+            baseline.kappa_FLC_mg_dL is None or baseline.lambda_FLC_mg_dL is None)):
+        involved = r.involved_ife[0]
+        notes.append(f"Involved light chain taken as {involved} from the immunofixation (no baseline FLC ratio).")
+    rec3 = tuple((d, c, f) for d, c, f, _ in recorded)
     if not series and baseline is None and prev is None:
         missing = ["serum/urine M-protein, immunofixation, free light chains or marrow results (IMWG response "
                    "parameters)"]
-        return ImwgMapping(None, tuple(missing), tuple(notes), start, tuple((d, c, f) for d, c, f, _ in recorded))
+        return ImwgMapping(None, tuple(missing), tuple(notes), start, rec3)
     inputs = engine.IMWGInputs(
         assessments=series, baseline=baseline, confirmed_nadir=nadir,
         previous_confirmed_category=prev[1] if prev else None, previous_confirmed_date=prev[0] if prev else None,
-        new_therapy_start=new_start, measurable_by=measurable, involved_FLC=involved,
+        new_therapy_start=new_start, measurable_by=r.measurable, involved_FLC=involved,
     )
-    return ImwgMapping(inputs, (), tuple(notes), start, tuple((d, c, f) for d, c, f, _ in recorded))
+    return ImwgMapping(inputs, (), tuple(notes), start, rec3)
+
+
+def map_imwg(record: PatientRecord, routed: RoutedCancer | None, as_of: date,
+             options: Mapping[str, Any] | None = None, line: int = 0) -> ImwgMapping:
+    """Engine inputs for one line of therapy (0 = the first line in the record)."""
+    return _build(record, _read(record, routed, as_of, options), line, as_of)
 
 
 def assess_imwg(record: PatientRecord, routed: RoutedCancer | None, as_of: date,
                 options: Mapping[str, Any] | None = None) -> tuple[Assessment | None, ImwgMapping]:
     """Map and assess; never raises on clinical data (an engine ValueError becomes an issue)."""
-    mapping = map_imwg(record, routed, as_of, options)
-    if mapping.inputs is None:
-        return None, mapping
+    r = _read(record, routed, as_of, options)
+    line = 0
     try:
-        return engine.assess(mapping.inputs, as_of), mapping
+        while True:
+            mapping = _build(record, r, line, as_of)
+            if mapping.inputs is None:
+                return None, mapping
+            a = engine.assess(mapping.inputs, as_of)
+            nts = mapping.inputs.new_therapy_start
+            # a new line is assessed on its own only when the line before it ended in PD (confirmation must precede
+            # new therapy; consolidation after a response keeps the response of the line, criteria.md §6.2)
+            if nts is not None and a.category == "PD" and any(d > nts for d in r.lab_dates):
+                line += 1
+                continue
+            return a, mapping
     except (ValueError, ArithmeticError) as exc:
         record.issue(None, "IMWG assessment not possible", type(exc).__name__ + ": " + str(exc)[:120])
-        return None, ImwgMapping(None, ("IMWG inputs consistent enough to assess",) + mapping.missing, mapping.notes)
+        return None, ImwgMapping(None, ("IMWG inputs consistent enough to assess",), tuple(r.notes))
 
 
 # ---------------------------------------------------------------------------
@@ -1045,6 +1083,10 @@ def map_imwg_mrd(record: PatientRecord, routed: RoutedCancer | None, as_of: date
     notes: list[str] = []
     if response is not None and response.category != "NE":
         cat, confirmed = response.category, response.confirmed
+    elif imwg_mapping is not None and imwg_mapping.recorded:
+        # only an unconfirmed recorded category (e.g. "CR, awaiting confirmation"): the MRD engine is told so
+        _, cat, confirmed = imwg_mapping.recorded[-1]
+        notes.append(f"IMWG response taken from the record: {cat} ({'confirmed' if confirmed else 'not confirmed'}).")
     inputs = mrd_engine.IMWGMRDInputs(
         mrd_tests=tuple(tests), pet_scans=tuple(pets), response_category=cat, response_confirmed=confirmed,
         cr_maintained=_cr_maintained(statuses, tests),

@@ -263,15 +263,26 @@ def test_new_therapy_ends_the_assessment_window_and_cycle_reorders_do_not():
     assert mapping.inputs.new_therapy_start == date(2024, 4, 10)
 
 
-def test_results_after_a_new_line_start_a_new_baseline():
+def test_results_after_a_new_line_after_pd_start_a_new_baseline():
     p = serum_patient(D("4.0"), D("1.9"), D("1.8"))
+    serum(p, "2024-04-20", D("2.6"))
+    serum(p, "2024-04-28", D("3.0"))                    # PD confirmed on two consecutive samples
     p.medication("2024-05-01", "Daratumumab, pomalidomide, dexamethasone")
-    serum(p, "2024-05-01", D("3.0"))
     serum(p, "2024-06-01", D("1.2"))
     serum(p, "2024-07-01", D("1.1"))
     a, mapping, _ = assess(p)
     assert mapping.inputs.baseline.serum_M_g_dL == D("3.0") and mapping.inputs.new_therapy_start is None
-    assert a.category == "PR"
+    assert a.category == "PR" and any("previous line" in n for n in mapping.notes)
+
+
+def test_results_after_new_therapy_following_a_response_are_not_used():
+    p = serum_patient(D("3.0"), D("1.4"), D("1.4"))
+    p.medication("2024-04-20", "Autologous transplant conditioning: melphalan")
+    serum(p, "2024-05-01", D("0.2"))
+    serum(p, "2024-06-01", D("0.2"))
+    a, mapping, _ = assess(p)
+    assert mapping.inputs.new_therapy_start == date(2024, 4, 20)
+    assert a.category == "PR" and a.values["latest_assessment_date"] == date(2024, 4, 2)
 
 
 def test_supportive_drugs_are_not_a_line_of_therapy():

@@ -48,6 +48,8 @@ def _kind(key: str) -> str | None:
         return "SPD" if "spd" in k else "plasmacytoma"
     if "new" in k and "lesion" in k:
         return "new_lesions"
+    if "lesion" in k and "progress" not in k:
+        return "lesions_text"
     if "bone" in k and "progress" in k:
         return "bone_progression"
     if "circulating" in k or k.startswith("cpc"):
@@ -87,9 +89,20 @@ class _Imwg:
 
     def lab(self, code: str, when: str, value: Any, unit: str, extra: Json | None = None, display: str | None = None,
             components: list[Json] | None = None) -> Json:
-        if isinstance(value, str) and value.strip().lower() in ("not detected", "undetectable", "none", "negative",
-                                                                 "0"):
-            return self.p.observation(code, when, display=display, value_code=(SNOMED, "260415000"), extra=extra)
+        if isinstance(value, str):
+            t = value.strip()
+            mm = re.fullmatch(r"([<>]=?)\s*([0-9]*\.?[0-9]+)", t)
+            if mm:
+                obs = self.p.observation(code, when, display=display, value=Decimal(mm.group(2)), unit=unit,
+                                         extra=extra)
+                obs["valueQuantity"]["comparator"] = mm.group(1)
+                return obs
+            if re.fullmatch(r"[0-9]*\.?[0-9]+", t):
+                value = t
+            elif m.pos_neg(set(), t.lower()) == "negative" or t.lower() in ("0", "undetectable", "none"):
+                return self.p.observation(code, when, display=display, value_code=(SNOMED, "260415000"), extra=extra)
+            else:
+                return self.p.observation(code, when, display=display, value_string=t, extra=extra)
         return self.p.observation(code, when, display=display, value=Decimal(str(value)), unit=unit, extra=extra,
                                   components=components or ())
 
@@ -170,6 +183,11 @@ class _Imwg:
                 self.lab(m.CPC, when, val, _unit(key, "/uL"))
             elif kind == "plasmacytoma":
                 self.plasmacytomas(when, val)
+            elif kind == "lesions_text":
+                t = str(val).lower()
+                if isinstance(val, bool) or "new" in t or t in ("none", "no", "false"):
+                    flag = val if isinstance(val, bool) else ("new" in t and not re.search(r"\bno new\b", t))
+                    self.p.observation(m.NEW_LESION, when, value_bool=flag, category="imaging", note=str(val))
             elif kind in ("new_lesions", "bone_progression"):
                 code = m.NEW_LESION if kind == "new_lesions" else m.BONE_PROGRESSION
                 flag = val if isinstance(val, bool) else str(val).strip().lower() not in ("no", "none", "false", "0")
@@ -203,9 +221,10 @@ def _dates(inp: dict) -> list[date]:
     for tp in [inp.get("baseline") or {}] + list(inp.get("assessments") or []) + [inp.get("confirmed_nadir") or {}]:
         if isinstance(tp, dict) and isinstance(tp.get("date"), str):
             out.append(date.fromisoformat(tp["date"][:10]))
-    for k in ("previous_confirmed_date", "new_therapy_start", "treatment_start"):
-        if isinstance(inp.get(k), str) and re.match(r"\d{4}-\d{2}-\d{2}", inp[k]):
-            out.append(date.fromisoformat(inp[k][:10]))
+    for k in ("previous_confirmed_date", "new_therapy_start", "new_therapy", "treatment_start"):
+        mm = re.search(r"\d{4}-\d{2}-\d{2}", inp[k]) if isinstance(inp.get(k), str) else None
+        if mm:
+            out.append(date.fromisoformat(mm.group(0)))
     return sorted(out)
 
 
@@ -228,8 +247,9 @@ def imwg(v: Vignette) -> PatientBuilder:
         start = first - timedelta(days=1)
     p.medication(start.isoformat(), "Anti-myeloma induction regimen (bortezomib, lenalidomide, dexamethasone)")
     new = inp.get("new_therapy_start") or inp.get("new_therapy")
-    if isinstance(new, str) and re.match(r"\d{4}-\d{2}-\d{2}", new):
-        p.medication(new[:10], "New line of anti-myeloma therapy (consolidation / next regimen)")
+    new_date = re.search(r"\d{4}-\d{2}-\d{2}", new) if isinstance(new, str) else None
+    if new_date:
+        p.medication(new_date.group(0), "New line of anti-myeloma therapy (consolidation / next regimen)")
     if isinstance(inp.get("measurable_by"), str):
         c.recorded(m.MEASURABLE, start.isoformat(), inp["measurable_by"])
     if isinstance(inp.get("involved_FLC"), str):
@@ -245,7 +265,7 @@ def imwg(v: Vignette) -> PatientBuilder:
         if not when:
             firsts = [a["date"] for a in inp.get("assessments") or [] if a.get("date")]
             when = (date.fromisoformat(min(firsts)) - timedelta(days=1)).isoformat() if firsts else start.isoformat()
-        c.recorded(m.IMWG_RESPONSE, when[:10], prev)
+        c.recorded(m.IMWG_RESPONSE, when[:10], _response_category(prev) or prev)
     for a in inp.get("assessments") or []:
         c.timepoint(a)
     return p
@@ -306,8 +326,10 @@ def _mrd_observation(p: PatientBuilder, t: dict, when: str, default_sample: str 
     return obs
 
 
-def _response_category(text: str) -> str | None:
+def _response_category(text: str, relapse: bool = True) -> str | None:
     t = text.strip()
+    if relapse and re.match(r"relapse", t, re.I):
+        return "relapse from CR"
     for pat, cat in ((r"\bsCR\b|stringent", "sCR"), (r"\bVGPR\b|very good", "VGPR"), (r"\bCR\b|complete resp", "CR"),
                      (r"\bPR\b|partial resp", "PR"), (r"\bMR\b|minimal resp", "MR"), (r"\bSD\b|stable", "SD"),
                      (r"\bPD\b|progress", "PD")):
@@ -349,7 +371,7 @@ def imwg_mrd(v: Vignette) -> PatientBuilder:
     # the IMWG response at the MRD tests (a recorded assessment)
     status = inp.get("response") or inp.get("response_status") or inp.get("imwg_response")
     if isinstance(status, str):
-        cat = _response_category(status)
+        cat = _response_category(status, relapse=False)
         if cat:
             confirmed = not re.search(r"unconfirmed|not confirmed|awaiting confirmation", status, re.I)
             lost = re.search(r"not maintained|lost|relapse", status, re.I)
