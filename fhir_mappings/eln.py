@@ -58,7 +58,6 @@ from fhir_mappings.record import (
     Resource,
     codings,
     concept_keys,
-    concept_text,
     effective_date,
     parse_date,
     quantity,
@@ -180,15 +179,47 @@ class _Marrow:
 # ---------------------------------------------------------------------------
 
 
+def _list(x: Any) -> list:
+    """A repeating element as a list of dicts (malformed entries dropped)."""
+    return [i for i in x if isinstance(i, dict)] if isinstance(x, list) else []
+
+
+def _dict(x: Any) -> dict:
+    return x if isinstance(x, dict) else {}
+
+
+def _displays(concept: Any) -> list[str]:
+    return [c["display"] for c in _list(_dict(concept).get("coding")) if isinstance(c.get("display"), str)]
+
+
+def _safe_codings(concept: Any) -> list[tuple[str, str]]:
+    if not isinstance(_dict(concept).get("coding", []), list):
+        return []
+    return list(codings(concept))
+
+
+def _safe_keys(concept: Any) -> set[str]:
+    return {f"{s}|{c}" for s, c in _safe_codings(concept)}
+
+
+def _ctext(concept: Any) -> str:
+    """concept_text that tolerates a malformed ``coding`` (never raises)."""
+    if not isinstance(concept, dict):
+        return ""
+    if isinstance(concept.get("text"), str):
+        return concept["text"]
+    return next(iter(_displays(concept)), "")
+
+
 def _text_of(obs: Resource) -> str:
     parts = []
     if isinstance(obs.get("valueString"), str):
         parts.append(obs["valueString"])
     vc = obs.get("valueCodeableConcept")
     if isinstance(vc, dict):
-        parts.append(concept_text(vc))
-    for n in obs.get("note") or ():
-        if isinstance(n, dict) and isinstance(n.get("text"), str):
+        parts.append(_ctext(vc))
+    for n in _list(obs.get("note")):
+        if isinstance(n.get("text"), str):
             parts.append(n["text"])
     return " ".join(p for p in parts if p)
 
@@ -197,12 +228,12 @@ def _presence(value: Any, text: str = "", boolean: Any = None) -> bool | None:
     """present / absent from a CodeableConcept, a boolean or words; None when it says neither."""
     if isinstance(boolean, bool):
         return boolean
-    keys = concept_keys(value) if isinstance(value, dict) else set()
+    keys = _safe_keys(value)
     if keys & PRESENT_CODES:
         return True
     if keys & ABSENT_CODES:
         return False
-    t = " ".join([(concept_text(value) if isinstance(value, dict) else ""), text or ""]).lower()
+    t = " ".join([(_ctext(value) if isinstance(value, dict) else ""), text or ""]).lower()
     if not t.strip():
         return None
     if re.search(r"\b(absent|none( seen)?|not (seen|detected|present|identified)|negative|undetect\w*|no\b|nil)\b",
@@ -218,8 +249,8 @@ def _obs_bool(obs: Resource) -> bool | None:
 
 
 def _component(obs: Resource, key: str) -> dict | None:
-    for c in obs.get("component") or ():
-        if isinstance(c, dict) and key in concept_keys(c.get("code")):
+    for c in _list(obs.get("component")):
+        if key in _safe_keys(c.get("code")):
             return c
     return None
 
@@ -310,13 +341,17 @@ def _marrow_texts(record: PatientRecord) -> list[tuple[date, str, str | None]]:
         if d and text:
             out.append((d, text, ref_of(obs)))
     for rep in record.of_type("DiagnosticReport"):
-        code_text = concept_text(rep.get("code")).lower()
+        code_text = _ctext(rep.get("code")).lower()
         if not (concept_keys(rep.get("code")) & report_keys or "marrow" in code_text):
             continue
         d = effective_date(rep)
         if d is None:
             record.issue(rep, "bone marrow report skipped", "no date")
             continue
+        if not isinstance(rep.get("presentedForm", []), list) or not isinstance(rep.get("conclusion", ""), str):
+            record.issue(rep, "bone marrow report skipped", "malformed conclusion or presentedForm")
+            continue
+        rep = {**rep, "presentedForm": _list(rep.get("presentedForm"))}
         text = report_text(rep)
         if text:
             out.append((d, text, ref_of(rep)))
@@ -401,7 +436,7 @@ def _marrows(record: PatientRecord, options: Mapping[str, Any]) -> tuple[dict[da
         m = nearest(d) if d else None
         if m is None:
             continue
-        words = " ".join([" ".join(k.split("|", 1)[1] for k in concept_keys(obs.get("valueCodeableConcept"))),
+        words = " ".join([" ".join(k.split("|", 1)[1] for k in _safe_keys(obs.get("valueCodeableConcept"))),
                           _text_of(obs)]).lower()
         if _SUBOPTIMAL_WORDS.search(words) or obs.get("valueBoolean") is False:
             m.suboptimal = True
@@ -474,7 +509,7 @@ def _supportive_dates(record: PatientRecord) -> tuple[list[date], list[date]]:
             if d and re.search(r"filgrastim|lenograstim|g-csf|gcsf|sargramostim", t):
                 gcsf.append(d)
     for res in record.of_type("Procedure"):
-        t = concept_text(res.get("code")).lower()
+        t = _ctext(res.get("code")).lower()
         d = effective_date(res)
         if d and "transfusion" in t and "platelet" in t:
             transfusion.append(d)
@@ -578,8 +613,8 @@ def _site(res: Resource) -> str | None:
     site = res.get("bodySite")
     if isinstance(site, list):
         site = site[0] if site else None
-    t = concept_text(site) if isinstance(site, dict) else ""
-    return t or None
+    t = _ctext(site) if isinstance(site, dict) else ""
+    return t if isinstance(t, str) and t else None
 
 
 def _emd(record: PatientRecord, routed: RoutedCancer | None,
@@ -595,10 +630,8 @@ def _emd(record: PatientRecord, routed: RoutedCancer | None,
             continue
         out.append(engine.ExtramedullaryFinding(d, present, _site(obs), ref_of(obs)))
     for cond in record.of_type("Condition"):
-        icd = any(s in (ICD10CM, ICD10) and c.upper().startswith("C92.3") for s, c in codings(cond.get("code")))
-        text = " ".join([concept_text(cond.get("code"))] + [c.get("display", "") for c in
-                        (cond.get("code") or {}).get("coding") or () if isinstance(c, dict)
-                        and isinstance(c.get("display"), str)])
+        icd = any(s in (ICD10CM, ICD10) and c.upper().startswith("C92.3") for s, c in _safe_codings(cond.get("code")))
+        text = " ".join([_ctext(cond.get("code"))] + _displays(cond.get("code")))
         if not (icd or _EMD_WORDS.search(text)):
             continue
         onset = parse_date(cond.get("onsetDateTime")) or parse_date(cond.get("recordedDate"))
@@ -623,10 +656,10 @@ _MRD_TEXT_POS = re.compile(r"\b(mrd[- ]?pos\w*|positive|detected)\b", re.I)
 
 
 def _method_of(obs: Resource) -> str | None:
-    for k in concept_keys(obs.get("method")):
+    for k in _safe_keys(obs.get("method")):
         if k in MRD_METHOD_CODES:
             return MRD_METHOD_CODES[k]
-    texts = [concept_text(obs.get("method")), concept_text(obs.get("code"))]
+    texts = [_ctext(obs.get("method")), _ctext(obs.get("code"))]
     t = " ".join(x for x in texts if x).lower()
     if re.search(r"flow|cytometr|\bmfc\b|immunophenotyp|\blaip\b|\blait\b|different[- ]from[- ]normal", t):
         return "MFC"
@@ -654,7 +687,8 @@ def _fraction_of(record: PatientRecord, obs: Resource, q: Any, what: str) -> tup
     return pct / 100, comp
 
 
-_SCI = re.compile(r"(\d+(?:\.\d+)?)\s*(?:x|×|\*)\s*10\s*(?:\^|\*\*)?\s*([-−–]\s*\d+)|(\d(?:\.\d+)?)e([-−]\d+)", re.I)
+_SCI = re.compile(r"(\d+(?:\.\d+)?)\s*(?:x|×|\*)\s*10\s*(?:\^|\*\*)?\s*([-−–]\s*\d{1,2})(?!\d)|"
+                  r"(\d(?:\.\d+)?)e([-−]\d{1,2})(?!\d)", re.I)
 
 
 def _text_fraction(text: str) -> Decimal | None:
@@ -666,7 +700,7 @@ def _text_fraction(text: str) -> Decimal | None:
     if m:
         mant, exp = (m.group(1), m.group(2)) if m.group(1) else (m.group(3), m.group(4))
         return Decimal(mant) * Decimal(10) ** int(exp.replace("−", "-").replace("–", "-").replace(" ", ""))
-    m = re.search(r"10\s*\^\s*([-−]\s*\d+)", text)
+    m = re.search(r"10\s*\^\s*([-−]\s*\d{1,2})(?!\d)", text)
     if m:
         return Decimal(10) ** int(m.group(1).replace("−", "-").replace(" ", ""))
     return None
@@ -676,13 +710,14 @@ def _tissue(record: PatientRecord, obs: Resource) -> str | None:
     texts = []
     comp = _component(obs, MRD_TISSUE)
     if comp:
-        texts.append(concept_text(comp.get("valueCodeableConcept")) or str(comp.get("valueString") or ""))
+        texts.append(_ctext(comp.get("valueCodeableConcept")) or
+                     (comp["valueString"] if isinstance(comp.get("valueString"), str) else ""))
     spec = obs.get("specimen")
     if isinstance(spec, dict):
-        texts.append(str(spec.get("display") or ""))
+        texts.append(spec["display"] if isinstance(spec.get("display"), str) else "")
         target = record.get(spec)
         if target is not None:
-            texts.append(concept_text(target.get("type")))
+            texts.append(_ctext(target.get("type")))
     texts.append(_site(obs) or "")
     t = " ".join(texts).lower()
     if "marrow" in t or re.search(r"\bbm\b", t):
@@ -727,8 +762,8 @@ def _mrd(record: PatientRecord, options: Mapping[str, Any]) -> list[engine.MRDRe
             detected = _obs_bool(obs)
             if detected is None:
                 interp = set()
-                for i in obs.get("interpretation") or ():
-                    interp |= concept_keys(i)
+                for i in _list(obs.get("interpretation")):
+                    interp |= _safe_keys(i)
                 detected = True if interp & PRESENT_CODES else (False if interp & ABSENT_CODES else None)
             if detected is None and text:
                 if _MRD_TEXT_NEG.search(text):
@@ -766,7 +801,7 @@ def _mrd(record: PatientRecord, options: Mapping[str, Any]) -> list[engine.MRDRe
         marker = None
         cc = _component(obs, MRD_MARKER)
         if cc is not None:
-            marker = concept_text(cc.get("valueCodeableConcept")) or (cc.get("valueString") if isinstance(
+            marker = _ctext(cc.get("valueCodeableConcept")) or (cc.get("valueString") if isinstance(
                 cc.get("valueString"), str) else None)
         out.append(engine.MRDResult(d, method, detected=detected, value_fraction=value, lod_fraction=lod,
                                     replicates_positive=reps_pos, replicates_tested=reps_tested, low_level=low_level,
@@ -784,8 +819,8 @@ def _prior(record: PatientRecord, routed: RoutedCancer | None, n_cancers: int) -
     out, notes = [], []
     for obs in _observations(record, [*DISEASE_STATUS, ELN_RESPONSE]):
         keys = concept_keys(obs.get("code"))
-        method = concept_text(obs.get("method")).lower()
-        focus = [f for f in obs.get("focus") or () if isinstance(f, dict)]
+        method = (_ctext(obs.get("method")) or "").lower()
+        focus = _list(obs.get("focus"))
         targets = [record.get(f) for f in focus]
         about_this = any(t is not None and t.get("resourceType") == "Condition" and (classify(t) or (None,))[0]
                          is not None and classify(t)[0].key == "aml" for t in targets)
@@ -793,11 +828,9 @@ def _prior(record: PatientRecord, routed: RoutedCancer | None, n_cancers: int) -
         eln_stated = "eln" in method or ELN_RESPONSE in keys
         if about_other or (method and not eln_stated):
             continue  # another cancer, or another criteria set
-        vc = obs.get("valueCodeableConcept")
-        candidates = [concept_text(vc)] + [c for _, c in codings(vc)] + \
-            [c.get("display") for c in (vc or {}).get("coding") or () if isinstance(c, dict)
-             and isinstance(c.get("display"), str)] + [obs.get("valueString") if isinstance(obs.get("valueString"),
-                                                                                             str) else ""]
+        vc = _dict(obs.get("valueCodeableConcept"))
+        candidates = [_ctext(vc)] + [c for _, c in _safe_codings(vc)] + _displays(vc) + \
+            [obs["valueString"] if isinstance(obs.get("valueString"), str) else ""]
         cat = None
         for cand in candidates:
             if not cand:
@@ -843,21 +876,15 @@ _RX_OTHER = {"3041"}                                # cytarabine (intensity from
 
 
 def _medication_text(res: Resource) -> str:
-    parts = [concept_text(res.get("medicationCodeableConcept"))]
     mc = res.get("medicationCodeableConcept")
-    if isinstance(mc, dict):
-        parts += [c.get("display", "") for c in mc.get("coding") or () if isinstance(c, dict)
-                  and isinstance(c.get("display"), str)]
+    parts = [_ctext(mc)] + _displays(mc)
     ref = res.get("medicationReference")
     if isinstance(ref, dict) and isinstance(ref.get("display"), str):
         parts.append(ref["display"])
-    for n in res.get("note") or ():
-        if isinstance(n, dict) and isinstance(n.get("text"), str):
+    for n in _list(res.get("note")) + _list(res.get("dosageInstruction")):
+        if isinstance(n.get("text"), str):
             parts.append(n["text"])
-    for di in res.get("dosageInstruction") or ():
-        if isinstance(di, dict) and isinstance(di.get("text"), str):
-            parts.append(di["text"])
-    return " ".join(p for p in parts if p).lower()
+    return " ".join(p for p in parts if isinstance(p, str) and p).lower()
 
 
 def _therapy_kind(text: str, rx: set[str]) -> str | None:
@@ -888,7 +915,7 @@ def _therapy(record: PatientRecord) -> _Therapy:
             if res.get("intent") in ("proposal", "plan") or res.get("status") in ("draft", "not-taken", "unknown"):
                 continue
             text = _medication_text(res)
-            rx = {c for s, c in codings(res.get("medicationCodeableConcept")) if s == RXNORM}
+            rx = {c for s, c in _safe_codings(res.get("medicationCodeableConcept")) if s == RXNORM}
             kind = _therapy_kind(text, rx)
             if kind is None:
                 continue
@@ -903,7 +930,7 @@ def _therapy(record: PatientRecord) -> _Therapy:
             else:
                 other.append(d)
     for res in record.of_type("Procedure"):
-        text = concept_text(res.get("code")).lower()
+        text = _ctext(res.get("code")).lower()
         kind = _therapy_kind(text, set())
         if kind is None or "transfusion" in text:
             continue
@@ -983,17 +1010,26 @@ def map_eln(record: PatientRecord, routed: RoutedCancer | None = None,
     """Record -> ELNInputs. ``inputs`` is None when the record holds nothing ELN can use (``missing`` says what)."""
     options = options or {}
     notes: list[str] = []
-    exams, n = _marrows(record, options)
+
+    def guarded(what: str, fn, empty):
+        # last resort: a resource shape no reader anticipated must cost that input, not the whole card
+        try:
+            return fn()
+        except (TypeError, AttributeError, ValueError, ArithmeticError, KeyError) as exc:
+            record.issue(None, f"{what} not read", f"a malformed resource in the record ({type(exc).__name__})")
+            return empty
+
+    exams, n = guarded("bone marrow examinations", lambda: _marrows(record, options), ({}, []))
     notes += n
-    counts, n = _counts(record, options)
+    counts, n = guarded("blood counts", lambda: _counts(record, options), ([], []))
     notes += n
-    pb = _pb_blasts(record, options)
-    emd = _emd(record, routed, options)
-    mrd = _mrd(record, options)
+    pb = guarded("peripheral blood blasts", lambda: _pb_blasts(record, options), [])
+    emd = guarded("extramedullary disease", lambda: _emd(record, routed, options), [])
+    mrd = guarded("MRD results", lambda: _mrd(record, options), [])
     n_cancers = len(route(record))
-    prior, n = _prior(record, routed, n_cancers)
+    prior, n = guarded("recorded ELN categories", lambda: _prior(record, routed, n_cancers), ([], []))
     notes += n
-    therapy = _therapy(record)
+    therapy = guarded("therapy records", lambda: _therapy(record), _Therapy(None, None, []))
     notes += therapy.notes
 
     # pretreatment marrow: the earliest marrow before the first therapy (before the diagnosis if no therapy is known)
@@ -1022,7 +1058,7 @@ def map_eln(record: PatientRecord, routed: RoutedCancer | None = None,
 
     reason = None
     for obs in _observations(record, [NOT_EVALUABLE_REASON]):
-        t = _text_of(obs) or " ".join(c for _, c in codings(obs.get("valueCodeableConcept")))
+        t = _text_of(obs) or " ".join(c for _, c in _safe_codings(obs.get("valueCodeableConcept")))
         if t:
             reason = t.strip()
     death = _death_date(record)
