@@ -126,6 +126,8 @@ class CllTimepoint:
     reported_category:      shortcut: a category already recorded for this earlier assessment (used for history,
                             nadir and relapse timing instead of recomputing)
     refs:                   FHIR references of the resources the numbers came from
+    spleen_normal:          spleen not enlarged (True) / splenomegaly (False) by examination, used only when
+                            ``spleen_mm`` is not measured (a record often has the exam finding without a length)
     """
 
     date: date
@@ -147,6 +149,7 @@ class CllTimepoint:
     transformation: bool = False
     reported_category: str | None = None
     refs: tuple[str, ...] = ()
+    spleen_normal: bool | None = None
 
 
 @dataclass(frozen=True)
@@ -325,7 +328,7 @@ class _Engine:
         """(all group-A CR criteria met?, unmet/missing phrases)."""
         checks: list[tuple[str, bool | None]] = [
             ("no lymph node >= 15 mm", None if tp.largest_node_mm is None else tp.largest_node_mm < NODE_CR_MAX_MM),
-            ("spleen < 130 mm", None if tp.spleen_mm is None else tp.spleen_mm < SPLEEN_NORMAL_MAX_MM),
+            ("spleen < 130 mm", tp.spleen_normal if tp.spleen_mm is None else tp.spleen_mm < SPLEEN_NORMAL_MAX_MM),
             ("normal liver", tp.liver_normal),
             ("no constitutional symptoms",
              None if tp.constitutional_symptoms is None else not tp.constitutional_symptoms),
@@ -387,8 +390,9 @@ class _Engine:
                 None if tp.largest_node_mm is None else tp.largest_node_mm < NODE_CR_MAX_MM,
                 tp.node_spd_mm2 if spd else tp.largest_node_mm,
                 base.node_spd_mm2 if spd else base.largest_node_mm, "mm²" if spd else "mm")
-        group_a("Spleen", base.spleen_mm is not None and base.spleen_mm >= SPLEEN_NORMAL_MAX_MM,
-                None if tp.spleen_mm is None else tp.spleen_mm < SPLEEN_NORMAL_MAX_MM,
+        group_a("Spleen", (base.spleen_mm >= SPLEEN_NORMAL_MAX_MM) if base.spleen_mm is not None
+                else base.spleen_normal is False,
+                tp.spleen_normal if tp.spleen_mm is None else tp.spleen_mm < SPLEEN_NORMAL_MAX_MM,
                 self.spleen_metric(tp), self.spleen_metric(base), "mm")
         group_a("Liver", base.liver_normal is False, tp.liver_normal,
                 tp.liver_mm, base.liver_mm, "mm")
