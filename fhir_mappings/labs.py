@@ -49,6 +49,11 @@ class CodedValue:
     resource: Resource
 
 
+def _list(value: Any) -> list:
+    """A FHIR array element as a list; a malformed one (a number, a string) as empty, never an exception."""
+    return value if isinstance(value, list) else []
+
+
 def local_codes(options: Mapping[str, Any] | None, input_name: str) -> list[tuple[str, str | None]]:
     """Configured extra codes for one input: [(system|code, unit or None)]."""
     out = []
@@ -130,7 +135,7 @@ def coded_series(record: PatientRecord, codes: Iterable[str], *, input_name: str
 
 def component_value(obs: Resource, codes: Iterable[str], spec: UnitSpec | None = None) -> Decimal | None:
     wanted = set(codes)
-    for c in obs.get("component") or ():
+    for c in _list(obs.get("component")):
         if isinstance(c, dict) and concept_keys(c.get("code")) & wanted:
             v, unit, _ = quantity(c.get("valueQuantity"))
             if v is None:
@@ -149,10 +154,10 @@ def report_text(report: Resource) -> str:
     parts = []
     if isinstance(report.get("conclusion"), str):
         parts.append(report["conclusion"])
-    for att in report.get("presentedForm") or ():
+    for att in _list(report.get("presentedForm")):
         if not isinstance(att, dict) or not isinstance(att.get("data"), str):
             continue
-        ctype = (att.get("contentType") or "text/plain").lower()
+        ctype = att["contentType"].lower() if isinstance(att.get("contentType"), str) else "text/plain"
         if not (ctype.startswith("text/") or "xml" in ctype):
             continue
         try:
@@ -171,7 +176,7 @@ def reports(record: PatientRecord, category_keys: Iterable[str] | None = None) -
     for rep in record.of_type("DiagnosticReport"):
         if wanted:
             cats = set()
-            for c in rep.get("category") or ():
+            for c in _list(rep.get("category")):
                 cats |= concept_keys(c)
             if not cats & wanted:
                 continue

@@ -64,6 +64,7 @@ from rules.mrd import Method, MrdInputs, MrdResult, Sample, Scheme
 MRD_RESULT = f"{LOCAL}|mrd-result"
 MRD_LEVEL = f"{LOCAL}|mrd-level"
 MRD_SENSITIVITY = f"{LOCAL}|mrd-sensitivity"
+MRD_LOD = f"{LOCAL}|mrd-lod"                  # alias (the ELN mapper's name for the same component)
 MRD_LOQ = f"{LOCAL}|mrd-loq"
 MRD_MARKERS = f"{LOCAL}|mrd-markers"
 MRD_TIMEPOINT = f"{LOCAL}|mrd-timepoint"
@@ -82,8 +83,8 @@ NOT_DETECTED = {f"{SNOMED}|260415000", f"{SNOMED}|260385009", MRD_NEGATIVE,
                 "http://terminology.hl7.org/CodeSystem/v3-ObservationInterpretation|NEG",
                 "http://terminology.hl7.org/CodeSystem/v3-ObservationInterpretation|ND"}
 
-MARROW_SITE = {f"{SNOMED}|14016003", f"{SNOMED}|119359002", f"{SNOMED}|396997002"}
-BLOOD_SITE = {f"{SNOMED}|87612001", f"{SNOMED}|119297000", f"{SNOMED}|122555007"}
+MARROW_SITE = {f"{SNOMED}|14016003", f"{SNOMED}|119359002"}
+BLOOD_SITE = {f"{SNOMED}|87612001", f"{SNOMED}|119297000"}
 
 MRD_REPORT_CODES = {f"{LOINC}|101119-6", f"{LOINC}|48807-2", f"{LOINC}|33721-2"}
 # Other tests on a relapse marrow (relapse scheme only): marrow blasts by morphology (codes.md §3.2, grade A / C)
@@ -408,7 +409,7 @@ def _read_observation(record: PatientRecord, obs: Resource) -> RawMrd | None:
     comparator = None
     for c in _components(obs, MRD_LEVEL):
         level, comparator = _quantity_fraction(record, obs, c.get("valueQuantity"), "level")
-    for c in _components(obs, MRD_SENSITIVITY):
+    for c in _components(obs, MRD_SENSITIVITY) + _components(obs, MRD_LOD):
         sens, _ = _quantity_fraction(record, obs, c.get("valueQuantity"), "sensitivity")
         if sens is None and _text_of(c):
             sens = parse_mrd_text("sensitivity " + _text_of(c)).sensitivity
