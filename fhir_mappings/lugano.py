@@ -151,7 +151,7 @@ class LuganoMapping:
 # Report text: sentences, negation, Deauville / SUVmax / new lesions / marrow / SPD
 # ===========================================================================
 
-_SENTENCE = re.compile(r"(?:(?<!\d)\.(?!\d)|[;!?\n])")
+_SENTENCE = re.compile(r"(?:\.(?!\d)|(?<!\d)\.|[;!?\n])")  # a full stop, but not the one inside "5.9"
 _NEG_CUE = re.compile(r"\b(no|not|without|negative for|absence of|absent|free of|neither|nor|resolution of|"
                       r"resolved|never)\b", re.I)
 _NEG_AFTER = re.compile(r"^[^,;:]{0,40}?(?::\s*)?\b(?:(?:is|are|was|were|has|have been)\s+)?(not (?:seen|identified|"
@@ -207,7 +207,9 @@ def about_baseline(sentence: str, start: int) -> bool:
 
 _DS_KEY = (r"(?:deauville(?:\s+(?:five|5)[\s-]*point(?:\s+scale)?)?(?:\s*\(?5-?ps\)?)?|five[\s-]*point\s+scale|"
            r"5[\s-]?ps|ds)")
-_DS_GAP = r"(?:[\s:=(-]*(?:score|scale|criteria|category|grade|rating|of|was|is|equals)\b)*[\s:=(-]*"
+_DS_GAP = (r"(?:[\s:=(-]*(?:score|scale|criteria|category|grade|rating|of|was|is|equals|"
+           r"(?:at|in|of)\s+(?:all\s+)?(?:the\s+)?(?:lymphoma\s+|residual\s+|nodal\s+|known\s+)?"
+           r"(?:sites?|lesions?|disease))\b)*[\s:=(-]*")
 _DS_RE = re.compile(rf"\b{_DS_KEY}(?![a-z0-9]){_DS_GAP}([1-5x])\b(?![\s-]*point)(?!\s*(?:\.\d|,\d|cm|mm|%))"
                     r"(?:\s*(?:-|–|to|or|/)\s*([1-5])\b(?!\s*(?:\.\d|cm|mm|%)))?", re.I)
 _DS_FROM_TO = re.compile(rf"\b{_DS_KEY}(?![a-z0-9])[^.;]{{0,30}}?\bfrom\s+([1-5])\s+to\s+([1-5x])\b", re.I)
@@ -1319,7 +1321,7 @@ def map_ct(record: PatientRecord, routed: RoutedCancer, options: Mapping[str, An
         targets = [les for les in at_base if les.role == "target"]
     else:
         targets = [les for les in at_base if les.role != "non-target"]
-    if len(targets) > engine.MAX_TARGET_LESIONS:
+    if len(targets) > engine.MAX_TARGET_LESIONS and not coded_roles:
         def ppd(les: _Les) -> Decimal:
             m = les.sizes[baseline_day]
             if m.too_small_to_measure:
