@@ -255,7 +255,8 @@ RULES: tuple[Rule, ...] = (
          finding=True),
     Rule("uptake", "abnormal uptake", r"\b(?:abnormal|focal|pathologic(?:al)?|iodine[\s-]avid|FDG[\s-]avid|"
                                       r"hypermetabolic|increased|avid|intense|significant)\s+(?:\w+\s+)?"
-                                      r"(?:uptake|activity|focus|foci)\b", finding=True),
+                                      r"(?:uptake|activity|focus|foci)\b|\b(?:FDG|iodine|RAI)[\s-]avid\s+(?:\w+\s+)?"
+                                      r"(?:disease|lesions?|nodes?|nodules?|metastas[ie]s|tumou?r)\b", finding=True),
     Rule("study_negative", "negative study",
          r"\b(?:negative|normal|unremarkable)\s+(?:\w+\s+)?(?:study|scan|examination|exam|ultrasound|sonogram|"
          r"US|CT|MRI|PET(?:/CT)?|WBS|whole[\s-]body\s+scan|imaging)\b"
