@@ -22,6 +22,7 @@ from cds_service.logging_setup import configure_logging
 from cds_service.models import FeedbackRequest, HookRequest, error_paths
 from cds_service.prefetch import REQUIRED_KEYS, resolve
 from cds_service.order_check import draft_orders, order_cards
+from cds_service.reported import annotate as annotate_reported
 from cds_service.remission import build_views, decorate_assessment_card, surveillance_card
 from cds_service.services import SERVICES, ServiceDef, discovery, enabled_services
 from fhir_mappings.pipeline import assess_record
@@ -63,6 +64,7 @@ def evaluate_request(body: dict[str, Any], settings: Settings, as_of: date,
         card = card_builder.card_for(view.result, show_insufficient=settings.cards.show_insufficient_data)
         if card is None:
             continue
+        card = annotate_reported(card, view.result, record)
         if card_builder.has_assessment(view.result):
             card = decorate_assessment_card(card, view, patient_id,
                                             status_suggestion=settings.cards.show_disease_status_suggestion,
