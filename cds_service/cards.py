@@ -216,9 +216,11 @@ def unavailable_data_card(unavailable: dict[str, str]) -> dict:
 
 
 def has_assessment(r: CriteriaResult) -> bool:
-    """An assessment worth a category card: evaluable, or NE at a dated time point (RECIST NE is a category)."""
+    """An assessment worth a category card: evaluable, or NE at a dated time point (RECIST NE is a category), or
+    a not-evaluable verdict of the criterion itself (the mapper says so: GCIG after mouse antibodies)."""
     a = r.assessment
-    return a is not None and (a.outcome is not Outcome.NOT_EVALUABLE or a.assessment_date is not None)
+    return a is not None and (a.outcome is not Outcome.NOT_EVALUABLE or a.assessment_date is not None
+                              or getattr(r, "show_not_evaluable", False))
 
 
 def card_for(r: CriteriaResult, *, show_insufficient: bool) -> dict | None:

@@ -82,25 +82,29 @@ def normalise(value: Decimal, unit: str | None, spec: "UnitSpec") -> Decimal:
         raise UnitError(spec.rejected[u])
     if u not in spec.accepted and u != spec.canonical:
         raise UnitError(f"unit '{u}' is not accepted for {spec.name}; expected one of {', '.join(spec.all_units())}")
-    return convert(value, u, spec.canonical)
+    return convert(value, spec.same_as.get(u, u), spec.canonical)
 
 
 class UnitSpec:
     """The canonical unit of one criteria input and the units accepted for it."""
 
     def __init__(self, name: str, canonical: str, accepted: tuple[str, ...] = (), rejected: dict[str, str] | None = None,
-                 unitless_ok: bool = False) -> None:
+                 unitless_ok: bool = False, same_as: dict[str, str] | None = None) -> None:
         self.name = name
         self.canonical = canonical
         self.accepted = tuple(accepted)
         self.rejected = dict(rejected or {})
         self.unitless_ok = unitless_ok
+        # units that are numerically the same as a UCUM unit for this analyte although UCUM cannot convert them
+        # (CA-125 '[IU]/mL' = 'U/mL': both are arbitrary assay units), applied before conversion
+        self.same_as = dict(same_as or {})
 
     def all_units(self) -> tuple[str, ...]:
         return (self.canonical,) + tuple(u for u in self.accepted if u != self.canonical)
 
     def with_extra(self, units: tuple[str, ...]) -> "UnitSpec":
-        return UnitSpec(self.name, self.canonical, self.accepted + tuple(units), self.rejected, self.unitless_ok)
+        return UnitSpec(self.name, self.canonical, self.accepted + tuple(units), self.rejected, self.unitless_ok,
+                        self.same_as)
 
 
 _COUNT_REJECT = {
@@ -118,7 +122,7 @@ URINE_M_MG_24H = UnitSpec("24-h urine M-protein", "mg/(24.h)", ("mg/d", "g/(24.h
 FLC_MG_DL = UnitSpec("a free light chain", "mg/dL", ("mg/L",))
 NG_ML = UnitSpec("a tumour marker", "ng/mL", ("ug/L", "ng/dL", "pg/mL"))
 IU_ML = UnitSpec("an antibody titre", "[IU]/mL", ("k[IU]/L",))
-U_ML = UnitSpec("CA-125", "U/mL", ("kU/L", "[IU]/mL"))
+U_ML = UnitSpec("CA-125", "U/mL", ("kU/L", "[IU]/mL", "k[IU]/L"), same_as={"[IU]/mL": "U/mL", "k[IU]/L": "kU/L"})
 HB_G_DL = UnitSpec("haemoglobin", "g/dL", ("g/L", "mmol/L"))
 HU = UnitSpec("CT attenuation", "[hnsf'U]", ("HU",), unitless_ok=True)
 PSA_NG_ML = NG_ML

@@ -422,7 +422,12 @@ def assess(inputs: GCIGInputs, as_of: date) -> Assessment:
                     f"(>= {RESPONSE_CONFIRMATION_DAYS} days); no sample in between rose more than "
                     f"{fmt(ASSAY_VARIABILITY_PCT)} % above the one before.", CITE, _refs(second))
             within_normal = latest.value_U_mL <= uln
-            values["response_subtype"] = "CR" if within_normal else "PR"
+            code = "CR" if within_normal else "PR"
+            values["response_subtype_code"] = code
+            # self-explanatory for the card and the CRF: "PR (not within normal range; 150 U/mL > ULN 35)"
+            values["response_subtype"] = (f"{code} ({'within' if within_normal else 'not within'} normal range; "
+                                          f"{fmt(latest.value_U_mL, 2)} U/mL {'<=' if within_normal else '>'} ULN "
+                                          f"{fmt(uln, 2)})")
             if within_normal:
                 outcome = Outcome.COMPLETE
             log.add("gcig.response.subtype",

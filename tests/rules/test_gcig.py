@@ -186,10 +186,12 @@ def test_assay_variability_boundary(intervening, ok):
 
 def test_complete_subtype_within_normal_range():
     r = run([(0, 400), (21, 150), (49, 35)])
-    assert r.category == gcig.RESPONSE and r.values["response_subtype"] == "CR"
+    assert r.category == gcig.RESPONSE and r.values["response_subtype_code"] == "CR"
+    assert r.values["response_subtype"] == "CR (within normal range; 35 U/mL <= ULN 35)"
     assert r.outcome is Outcome.COMPLETE
     r = run([(0, 400), (21, 150), (49, "35.01")])
-    assert r.values["response_subtype"] == "PR" and r.outcome is Outcome.PARTIAL
+    assert r.values["response_subtype_code"] == "PR" and r.outcome is Outcome.PARTIAL
+    assert r.values["response_subtype"] == "PR (not within normal range; 35.01 U/mL > ULN 35)"
 
 
 def test_confirmatory_value_must_stay_at_fifty_percent():
