@@ -105,6 +105,9 @@ class Settings(_Model):
     surveillance_done_codes: dict[str, dict[str, list[str]]] = Field(
         default_factory=dict, description="extra codes that count as done: <schedule>.<item> = [system|code]")
     checkpoint_inhibitors: list[str] | None = Field(None, description="drug names/codes that switch RECIST to iRECIST")
+    criteria_options: dict[str, str | int | float | bool] = Field(
+        default_factory=dict, description="options the criteria mappers read, by name (e.g. aieop_bfm_protocol: "
+        "'2000', all_mrd_protocol: COG, iwcll_require_marrow_for_cr: false); see docs/fhir-inputs-*.md")
     auth: AuthSettings = Field(default_factory=AuthSettings)
     cors_origins: list[str] = Field(default_factory=lambda: ["*"])
 
@@ -155,7 +158,8 @@ class Settings(_Model):
 
     def mapping_options(self) -> dict[str, Any]:
         """Options the mappers read (fhir_mappings never sees the Settings object)."""
-        opts: dict[str, Any] = {"recist_confirmation_required": self.recist_confirmation_required or None,
+        opts: dict[str, Any] = {**self.criteria_options,
+                                "recist_confirmation_required": self.recist_confirmation_required or None,
                                 "local_codes": self.local_codes()}
         if self.checkpoint_inhibitors:
             opts["checkpoint_inhibitors"] = list(self.checkpoint_inhibitors)

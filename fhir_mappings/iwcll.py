@@ -169,8 +169,9 @@ def _dated(record: PatientRecord, res: Resource, what: str) -> date | None:
     return d
 
 
-def _keys(base: Iterable[str], options: Mapping[str, Any] | None, name: str) -> list[str]:
-    return list(base) + [k for k, _ in local_codes(options, name)]
+def _keys(base: Iterable[str], options: Mapping[str, Any] | None, *, input_name: str) -> list[str]:
+    """The input's codes plus the site's configured codes (``options["local_codes"][input_name]``)."""
+    return list(base) + [k for k, _ in local_codes(options, input_name)]
 
 
 @dataclass
@@ -197,17 +198,20 @@ class _Collector:
 
 def _read_sizes(c: _Collector, options: Mapping[str, Any] | None) -> None:
     record = c.record
-    for key, name, spec, label in ((LARGEST_NODE, "largest_node", SIZE_MM, "largest lymph node diameter"),
-                                   (NODE_SPD, "node_spd", SPD_MM2, "lymph node SPD"),
-                                   (SPLEEN_LENGTH, "spleen", SIZE_MM, "spleen length"),
-                                   (LIVER_SIZE, "liver", SIZE_MM, "liver size")):
-        for lv in lab_series(record, _keys([key], options, name), spec, what=label):
-            if name == "spleen" and lv.value < SPLEEN_MIN_PLAUSIBLE_MM:
-                record.issue(lv.resource, "spleen length skipped",
-                             f"{lv.value} mm is not a plausible spleen length; was the unit meant to be cm?")
-                continue
-            c.put(lv.date, {"largest_node": "largest_node_mm", "node_spd": "node_spd_mm2", "spleen": "spleen_mm",
-                             "liver": "liver_mm"}[name], lv.value, lv.ref)
+    for lv in lab_series(record, [LARGEST_NODE], SIZE_MM, input_name="largest_node", options=options,
+                         what="largest lymph node diameter"):
+        c.put(lv.date, "largest_node_mm", lv.value, lv.ref)
+    for lv in lab_series(record, [NODE_SPD], SPD_MM2, input_name="node_spd", options=options, what="lymph node SPD"):
+        c.put(lv.date, "node_spd_mm2", lv.value, lv.ref)
+    for lv in lab_series(record, [SPLEEN_LENGTH], SIZE_MM, input_name="spleen", options=options,
+                         what="spleen length"):
+        if lv.value < SPLEEN_MIN_PLAUSIBLE_MM:
+            record.issue(lv.resource, "spleen length skipped",
+                         f"{lv.value} mm is not a plausible spleen length; was the unit meant to be cm?")
+            continue
+        c.put(lv.date, "spleen_mm", lv.value, lv.ref)
+    for lv in lab_series(record, [LIVER_SIZE], SIZE_MM, input_name="liver", options=options, what="liver size"):
+        c.put(lv.date, "liver_mm", lv.value, lv.ref)
     _read_tumor_sizes(c)
 
 
@@ -265,30 +269,37 @@ def _read_tumor_sizes(c: _Collector) -> None:
             c.put(d, "_node_ref", None, n[2])
 
 
+def _read_flag(c: _Collector, keys: list[str], key: str, invert: bool = False) -> None:
+    record = c.record
+    label = key.replace("_", " ")
+    for obs in record.with_codes(keys, "Observation"):
+        d = _dated(record, obs, label)
+        if d is None:
+            continue
+        v = presence(obs)
+        if v is None and key == "constitutional_symptoms" and _text(obs).strip():
+            v = True   # a described symptom ("night sweats") is present
+        if v is None:
+            record.issue(obs, f"{label} skipped", "no present / absent value")
+            continue
+        c.put(d, key, (not v) if invert else v, ref_of(obs))
+
+
 def _read_flags(c: _Collector, options: Mapping[str, Any] | None) -> None:
     record = c.record
-    flags = ((SPLEEN_NORMAL, "spleen_normal", False), (SPLENOMEGALY, "spleen_normal", True),
-             (LIVER_NORMAL, "liver_normal", False), (HEPATOMEGALY, "liver_normal", True),
-             (CONSTITUTIONAL, "constitutional_symptoms", False), (TRANSFUSED, "transfused", False),
-             (CYTOPENIA_DUE_TO_CLL, "cytopenia_due_to_cll", False), (NEW_LESION, "new_lesion", False),
-             (TRANSFORMATION, "transformation", False))
-    for code, key, invert in flags:
-        for obs in record.with_codes(_keys([code], options, key), "Observation"):
-            d = _dated(record, obs, key.replace("_", " "))
-            if d is None:
-                continue
-            v = presence(obs)
-            if v is None and code == CONSTITUTIONAL and _text(obs).strip():
-                v = True   # a described symptom ("night sweats") is present
-            if v is None:
-                record.issue(obs, f"{key.replace('_', ' ')} skipped", "no present / absent value")
-                continue
-            c.put(d, key, (not v) if invert else v, ref_of(obs))
-    for code in B_SYMPTOMS:
-        for obs in record.with_codes([code], "Observation"):
-            d = _dated(record, obs, "B symptom")
-            if d is not None and presence(obs) is True:
-                c.put(d, "constitutional_symptoms", True, ref_of(obs))
+    _read_flag(c, _keys([SPLEEN_NORMAL], options, input_name="spleen_normal"), "spleen_normal")
+    _read_flag(c, _keys([SPLENOMEGALY], options, input_name="splenomegaly"), "spleen_normal", invert=True)
+    _read_flag(c, _keys([LIVER_NORMAL], options, input_name="liver_normal"), "liver_normal")
+    _read_flag(c, _keys([HEPATOMEGALY], options, input_name="hepatomegaly"), "liver_normal", invert=True)
+    _read_flag(c, _keys([CONSTITUTIONAL], options, input_name="constitutional_symptoms"), "constitutional_symptoms")
+    _read_flag(c, _keys([TRANSFUSED], options, input_name="transfused"), "transfused")
+    _read_flag(c, _keys([CYTOPENIA_DUE_TO_CLL], options, input_name="cytopenia_due_to_cll"), "cytopenia_due_to_cll")
+    _read_flag(c, _keys([NEW_LESION], options, input_name="cll_new_lesion"), "new_lesion")
+    _read_flag(c, _keys([TRANSFORMATION], options, input_name="richter_transformation"), "transformation")
+    for obs in record.with_codes(B_SYMPTOMS, "Observation"):
+        d = _dated(record, obs, "B symptom")
+        if d is not None and presence(obs) is True:
+            c.put(d, "constitutional_symptoms", True, ref_of(obs))
     for cond in record.of_type("Condition"):
         if re.search(r"richter", concept_text(cond.get("code")), re.I):
             d = parse_date(cond.get("onsetDateTime")) or parse_date(cond.get("recordedDate"))
@@ -298,20 +309,25 @@ def _read_flags(c: _Collector, options: Mapping[str, Any] | None) -> None:
 
 def _read_counts(c: _Collector, options: Mapping[str, Any] | None) -> None:
     record = c.record
-    for codes, name, key, label in ((LYMPHOCYTES, "lymphocytes", "lymphocytes", "lymphocyte count"),
-                                    (PLATELETS, "platelets", "platelets", "platelet count"),
-                                    (NEUTROPHILS, "neutrophils", "neutrophils", "neutrophil count")):
-        for lv in lab_series(record, _keys(codes, options, name), COUNTS, what=label):
-            c.put(lv.date, key, lv.value, lv.ref)
+    for lv in lab_series(record, LYMPHOCYTES, COUNTS, input_name="lymphocytes", options=options,
+                         what="lymphocyte count"):
+        c.put(lv.date, "lymphocytes", lv.value, lv.ref)
+    for lv in lab_series(record, PLATELETS, COUNTS, input_name="platelets", options=options, what="platelet count"):
+        c.put(lv.date, "platelets", lv.value, lv.ref)
+    for lv in lab_series(record, NEUTROPHILS, COUNTS, input_name="neutrophils", options=options,
+                         what="neutrophil count"):
+        c.put(lv.date, "neutrophils", lv.value, lv.ref)
     for code, why in ((PLATELETS_ESTIMATE, "a platelet estimate (49497-1) is not used for thresholds (codes.md §3.2)"),
                       (NEUTROPHILS_DEPRECATED, "LOINC 752-6 is deprecated (codes.md §5); send 751-8")):
         for obs in record.with_codes([code], "Observation"):
             record.issue(obs, "count skipped", why)
-    for obs in record.with_codes(_keys(HEMOGLOBIN, options, "hemoglobin"), "Observation"):
+    default_units = dict(local_codes(options, input_name="hemoglobin"))   # a configured code's unit (spec HB)
+    for obs in record.with_codes(list(HEMOGLOBIN) + list(default_units), "Observation"):
         d = _dated(record, obs, "haemoglobin")
         if d is None:
             continue
         v, unit, _ = quantity(obs.get("valueQuantity"))
+        unit = unit or next((u for k, u in default_units.items() if k in concept_keys(obs.get("code")) and u), None)
         if v is None:
             record.issue(obs, "haemoglobin skipped", "no numeric value")
             continue
@@ -362,7 +378,7 @@ def parse_marrow(text: str) -> tuple[Marrow | None, Decimal | None]:
 
 def _read_marrow(c: _Collector, options: Mapping[str, Any] | None) -> None:
     record = c.record
-    for obs in record.with_codes(_keys([MARROW_FINDING], options, "marrow"), "Observation"):
+    for obs in record.with_codes(_keys([MARROW_FINDING], options, input_name="marrow"), "Observation"):
         d = _dated(record, obs, "marrow finding")
         if d is None:
             continue
@@ -375,7 +391,7 @@ def _read_marrow(c: _Collector, options: Mapping[str, Any] | None) -> None:
         c.put(d, "marrow", finding, ref_of(obs))
         if pct is not None:
             c.put(d, "marrow_cll_pct", pct, ref_of(obs))
-    for lv in lab_series(record, _keys([MARROW_INFILTRATION], options, "marrow_cll_pct"), PERCENT,
+    for lv in lab_series(record, [MARROW_INFILTRATION], PERCENT, input_name="marrow_cll_pct", options=options,
                          what="marrow CLL cells"):
         if lv.value > 100:
             record.issue(lv.resource, "marrow CLL cells skipped", "above 100 %")
@@ -399,7 +415,7 @@ def _read_marrow(c: _Collector, options: Mapping[str, Any] | None) -> None:
 
 def _read_reported(c: _Collector, options: Mapping[str, Any] | None) -> None:
     record = c.record
-    for obs in record.with_codes(_keys([REPORTED], options, "iwcll_response"), "Observation"):
+    for obs in record.with_codes(_keys([REPORTED], options, input_name="iwcll_response"), "Observation"):
         d = _dated(record, obs, "recorded iwCLL category")
         if d is None:
             continue

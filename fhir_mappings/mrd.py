@@ -307,8 +307,10 @@ def to_fraction(value: Decimal, unit: str | None) -> Decimal:
                        "{cells}/10*6{cells}")
 
 
-def _quantity_fraction(record: PatientRecord, res: Resource, q: Any, what: str) -> tuple[Decimal | None, str | None]:
+def _quantity_fraction(record: PatientRecord, res: Resource, q: Any, what: str,
+                       default_unit: str | None = None) -> tuple[Decimal | None, str | None]:
     v, unit, comp = quantity(q)
+    unit = unit or default_unit
     if v is None:
         return None, None
     try:
@@ -385,7 +387,7 @@ def _timepoint_label(obs: Resource) -> str | None:
     return None
 
 
-def _read_observation(record: PatientRecord, obs: Resource) -> RawMrd | None:
+def _read_observation(record: PatientRecord, obs: Resource, default_unit: str | None = None) -> RawMrd | None:
     d = effective_date(obs)
     if d is None:
         record.issue(obs, "MRD result skipped", "no date")
@@ -420,7 +422,7 @@ def _read_observation(record: PatientRecord, obs: Resource) -> RawMrd | None:
     if "valueQuantity" in obs:
         v, unit, comp = quantity(obs.get("valueQuantity"))
         if v is not None:
-            f, comparator = _quantity_fraction(record, obs, obs["valueQuantity"], "level")
+            f, comparator = _quantity_fraction(record, obs, obs["valueQuantity"], "level", default_unit)
             if f is None:
                 return None
             level = f
@@ -499,12 +501,15 @@ def _belongs_elsewhere(record: PatientRecord, obs: Resource, condition_ref: str 
 def read_mrd(record: PatientRecord, options: Mapping[str, Any] | None = None,
              condition_ref: str | None = None) -> list[RawMrd]:
     """Every usable MRD result in the record, in date order (Observations first; report text as fallback)."""
-    keys = [MRD_RESULT] + [k for k, _ in local_codes(options, "mrd")]
+    configured = local_codes(options, input_name="mrd")
+    keys = [MRD_RESULT] + [k for k, _ in configured]
+    default_units = {k: u for k, u in configured if u}
     out = []
     for obs in record.with_codes(keys, "Observation"):
         if _belongs_elsewhere(record, obs, condition_ref):
             continue
-        r = _read_observation(record, obs)
+        r = _read_observation(record, obs, next((u for k, u in default_units.items()
+                                                 if k in concept_keys(obs.get("code"))), None))
         if r is not None:
             out.append(r)
     if not out:

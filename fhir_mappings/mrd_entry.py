@@ -41,7 +41,7 @@ def _run_all(record: PatientRecord, routed: RoutedCancer, as_of: date, options: 
 
 
 def _has_mrd(record: PatientRecord, options: Mapping[str, Any]) -> bool:
-    keys = [m.MRD_RESULT] + [k for k, _ in local_codes(options, "mrd")]
+    keys = [m.MRD_RESULT] + [k for k, _ in local_codes(options, input_name="mrd")]
     return bool(record.with_codes(keys, "Observation"))
 
 

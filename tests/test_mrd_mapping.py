@@ -321,3 +321,17 @@ def test_mapper_never_raises_on_junk(extra, coded):
     p.resources.append({"id": "junk", **extra})
     rec = PatientRecord(p.resources, p.patient_id)
     m.map_all_mrd(rec, route(rec)[0], AS_OF, {})
+
+
+def test_configured_aieop_version_reaches_the_mapper_through_the_service(tmp_path):
+    from cds_service import create_app
+    from cds_service.sandbox.vignettes import to_patient
+    from conftest import load_vignettes
+
+    v = next(x for x in load_vignettes() if x["id"] == "MRD-07")
+    app = create_app({"feedback_database_url": f"sqlite:///{tmp_path}/fb.sqlite3",
+                      "criteria_options": {"aieop_bfm_protocol": "2000"}})
+    body = app.test_client().post(HOOK, json=to_patient(v).hook_request()).get_json()
+    card = next(a for a in assessment_cards(body) if a["criteria"] == "ALL MRD (AIEOP-BFM)")
+    assert card["category"] == "MRD-IR (AIEOP-BFM ALL 2000: day-78 <10^-3)"
+    assert card["category"] in v["expected"]["accept"]

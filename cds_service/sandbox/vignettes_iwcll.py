@@ -122,7 +122,7 @@ def write_assessment(p: PatientBuilder, tp: dict, when: str) -> None:
         elif lk.startswith("marrow") or lk.startswith("bone_marrow"):
             if _num(v) and (lk.endswith("_pct") or "cll" in lk or "infiltr" in lk):
                 p.observation(c.MARROW_INFILTRATION, when, display="CLL cells in bone marrow", value=_d(v), unit="%")
-            elif isinstance(v, str):
+            elif isinstance(v, str) and not re.search(r"not (done|performed)|^n/?a$", v.strip(), re.I):
                 p.report(when, category="pathology", code=(LOINC, "48807-2", "Bone marrow aspiration report"),
                          conclusion=v)
         elif lk in ("category", "response", "reported_category", "iwcll_category"):
