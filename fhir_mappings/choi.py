@@ -32,14 +32,15 @@ from fhir_mappings.imaging_series import (
     TARGET_SUM,
     Lesion,
     Reading,
+    Value,
     collect_lesions,
     keys_with_local,
     non_target_word,
+    numeric_observations,
     reported_values,
     statuses,
     timepoint_dates,
 )
-from fhir_mappings.labs import LabValue, lab_series
 from fhir_mappings.recist import _lesion_key
 from fhir_mappings.record import LOCAL, PatientRecord
 from fhir_mappings.units import HU, LENGTH_MM
@@ -81,13 +82,11 @@ def map_choi(record: PatientRecord, options: Mapping[str, Any] | None = None) ->
     tp_dates = timepoint_dates(record)
     hu_keys = keys_with_local((MEAN_ATTENUATION,), options, "mean_attenuation")
     lesions = collect_lesions(record, tp_dates, {"attenuation": (hu_keys, HU)})
-    attenuation = lab_series(record, [MEAN_ATTENUATION], HU, input_name="mean_attenuation", options=options,
-                             what="mean attenuation")
-    _merge_lesion_attenuation(record, lesions, tp_dates, [lv for lv in attenuation if lv.resource
-                                                          and lv.resource.get("focus")])
+    attenuation = numeric_observations(record, [MEAN_ATTENUATION], HU, tp_dates, what="mean attenuation",
+                                       input_name="mean_attenuation", options=options, allow_negative=True)
+    _merge_lesion_attenuation(record, lesions, [v for v in attenuation if v.resource.get("focus")])
     # without focus: the mean attenuation of the target lesions at a time point (latest on a date wins)
-    means = {tp_dates.get(lv.ref or "", lv.date): (lv.value, lv.ref) for lv in attenuation
-             if not (lv.resource and lv.resource.get("focus"))}
+    means = {v.date: (v.value, v.ref) for v in attenuation if not v.resource.get("focus")}
     sums = reported_values(record, [TARGET_SUM, SUM_LONGEST_DIAMETERS], LENGTH_MM, tp_dates,
                            what="reported sum of longest diameters", input_name="recist_target_sum", options=options)
     nt_status = statuses(record, [codes.NON_TARGET_RESPONSE], tp_dates, "non-target status")
@@ -143,22 +142,19 @@ def map_choi(record: PatientRecord, options: Mapping[str, Any] | None = None) ->
                        (), tuple(notes))
 
 
-def _merge_lesion_attenuation(record: PatientRecord, lesions: dict[str, Lesion], tp_dates: Mapping[str, date],
-                              values: list[LabValue]) -> None:
+def _merge_lesion_attenuation(record: PatientRecord, lesions: dict[str, Lesion], values: list[Value]) -> None:
     """Attenuation Observations with a focus on one lesion join that lesion's reading on the same date."""
-    for lv in values:
-        assert lv.resource is not None
-        key, _ = _lesion_key(lv.resource, record)
+    for v in values:
+        key, _ = _lesion_key(v.resource, record)
         les = lesions.get(key)
         if les is None:
-            record.issue(lv.resource, "lesion attenuation skipped", "its lesion has no tumour size in the record")
+            record.issue(v.resource, "lesion attenuation skipped", "its lesion has no tumour size in the record")
             continue
-        d = tp_dates.get(lv.ref or "", lv.date)
-        r = les.readings.get(d)
+        r = les.readings.get(v.date)
         if r is None:
-            les.readings[d] = Reading(None, None, None, False, lv.ref, {"attenuation": lv.value})
+            les.readings[v.date] = Reading(None, None, None, False, v.ref, {"attenuation": v.value})
         elif "attenuation" not in r.extra:
-            les.readings[d] = replace(r, extra={**r.extra, "attenuation": lv.value})
+            les.readings[v.date] = replace(r, extra={**r.extra, "attenuation": v.value})
 
 
 def observation_codes() -> tuple[str, ...]:

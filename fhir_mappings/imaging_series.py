@@ -17,7 +17,7 @@ from decimal import Decimal
 from typing import Any, Iterable, Mapping
 
 from fhir_mappings import codes
-from fhir_mappings.labs import lab_series, local_codes
+from fhir_mappings.labs import local_codes
 from fhir_mappings.recist import _is_nodal, _lesion_key, _organ, _timepoint_dates
 from fhir_mappings.record import (
     LOCAL,
@@ -115,11 +115,16 @@ def _read_mm(record: PatientRecord, obs: Resource, comp: dict, spec: UnitSpec, w
     return value
 
 
+def _interpretations(res: Resource) -> list[dict]:
+    """Observation.interpretation is a list of CodeableConcepts (a single one is tolerated)."""
+    value = res.get("interpretation")
+    items = value if isinstance(value, list) else [value]
+    return [i for i in items if isinstance(i, dict)]
+
+
 def _increased(res: Resource) -> bool:
-    if concept_keys(res.get("interpretation")) & INCREASED:
-        return True
-    for item in res.get("interpretation") or ():
-        if isinstance(item, dict) and "increas" in concept_text(item).lower():
+    for item in _interpretations(res):
+        if concept_keys(item) & INCREASED or "increas" in concept_text(item).lower():
             return True
     return False
 
@@ -128,7 +133,7 @@ def read_tumor_size(record: PatientRecord, obs: Resource, nodal: bool,
                     extras: Mapping[str, tuple[tuple[str, ...], UnitSpec]]) -> Reading:
     """Diameters, extra components and flags of one TumorSize Observation (unit problems become issues)."""
     notes = " ".join(n.get("text", "") for n in obs.get("note") or () if isinstance(n, dict)).lower()
-    too_small = "too small to measure" in notes or bool(concept_keys(obs.get("interpretation")) & {codes.TOO_SMALL})
+    too_small = "too small to measure" in notes or any(codes.TOO_SMALL in concept_keys(i) for i in _interpretations(obs))
     longest = None
     for comp in _components(obs, (codes.LONGEST_DIMENSION,)):
         if codes.TOO_SMALL in concept_keys(comp.get("valueCodeableConcept")):
@@ -222,21 +227,55 @@ def statuses(record: PatientRecord, keys: Iterable[str], tp_dates: Mapping[str, 
     return out
 
 
-def reported_values(record: PatientRecord, keys: Iterable[str], spec: UnitSpec, tp_dates: Mapping[str, date], *,
-                    what: str, input_name: str | None = None, options: Mapping[str, Any] | None = None,
-                    lesion_level: bool = False) -> dict[date, tuple[Decimal, str | None]]:
-    """Numeric Observations (a reported sum, a mean attenuation) by time-point date, in ``spec.canonical``.
+@dataclass(frozen=True)
+class Value:
+    """One numeric Observation, dated by the imaging report that groups it, in the spec's canonical unit."""
 
-    Observations that point at one lesion (``focus``) are per-lesion values and are left out unless
-    ``lesion_level``; the latest value on a date wins.
+    date: date
+    value: Decimal
+    ref: str | None
+    resource: Resource
+
+
+def numeric_observations(record: PatientRecord, keys: Iterable[str], spec: UnitSpec, tp_dates: Mapping[str, date], *,
+                         what: str, input_name: str | None = None, options: Mapping[str, Any] | None = None,
+                         allow_negative: bool = False) -> list[Value]:
+    """Observations with a valueQuantity, converted to ``spec.canonical`` (unusable ones become issues).
+
+    Unlike a lab value, a CT attenuation may be negative (``allow_negative``); a diameter may not.
     """
-    out: dict[date, tuple[Decimal, str | None]] = {}
-    for lv in lab_series(record, keys, spec, input_name=input_name, options=options, what=what):
-        has_focus = bool(lv.resource and lv.resource.get("focus"))
-        if has_focus != lesion_level:
+    wanted = list(keys) + [k for k, _ in local_codes(options, input_name)] if input_name else list(keys)
+    out = []
+    for obs in record.with_codes(wanted, "Observation"):
+        d = tp_dates.get(ref_of(obs) or "", effective_date(obs))
+        if d is None:
+            record.issue(obs, f"{what} skipped", "no date")
             continue
-        d = tp_dates.get(lv.ref or "", lv.date)
-        out[d] = (lv.value, lv.ref)
+        v, unit, _ = quantity(obs.get("valueQuantity"))
+        if v is None:
+            if not (obs.get("dataAbsentReason") or obs.get("valueCodeableConcept") or obs.get("valueString")):
+                record.issue(obs, f"{what} skipped", "no numeric value")
+            continue
+        try:
+            value = normalise(v, unit, spec)
+        except UnitError as exc:
+            record.issue(obs, f"{what} skipped", str(exc))
+            continue
+        if value < 0 and not allow_negative:
+            record.issue(obs, f"{what} skipped", "negative value")
+            continue
+        out.append(Value(d, value, ref_of(obs), obs))
+    return out
+
+
+def reported_values(record: PatientRecord, keys: Iterable[str], spec: UnitSpec, tp_dates: Mapping[str, date], *,
+                    what: str, input_name: str | None = None, options: Mapping[str, Any] | None = None
+                    ) -> dict[date, tuple[Decimal, str | None]]:
+    """Time-point values (a reported sum): Observations without ``focus``, by date; the latest on a date wins."""
+    out: dict[date, tuple[Decimal, str | None]] = {}
+    for v in numeric_observations(record, keys, spec, tp_dates, what=what, input_name=input_name, options=options):
+        if not v.resource.get("focus"):
+            out[v.date] = (v.value, v.ref)
     return out
 
 

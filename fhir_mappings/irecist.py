@@ -45,8 +45,8 @@ ATC = "http://www.whocc.no/atc"
 # Default checkpoint-inhibitor list: generic name -> brand names.  A medication matches by any of these words in
 # its code display / text (RxNorm clinical-drug names contain the ingredient), by a class phrase (trial drugs are
 # often recorded as "anti-PD-1 antibody"), by an RxNorm ingredient code below or by ATC L01FF (PD-1/PD-L1
-# inhibitors).  Only RxNorm codes confirmed in two independent sources are listed; add others through
-# options["checkpoint_inhibitors"].
+# inhibitors).  Only RxNorm codes found in public code tables are listed (pembrolizumab and nivolumab in two,
+# atezolizumab in one; none checked against an RxNorm release); add others through options["checkpoint_inhibitors"].
 CHECKPOINT_INHIBITORS: dict[str, tuple[str, ...]] = {
     "pembrolizumab": ("keytruda",), "nivolumab": ("opdivo",), "cemiplimab": ("libtayo",),
     "dostarlimab": ("jemperli",), "atezolizumab": ("tecentriq",), "durvalumab": ("imfinzi",),

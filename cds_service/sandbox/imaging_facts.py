@@ -116,17 +116,23 @@ def truthy(v: Any) -> bool:
 def new_lesion_items(v: Any) -> tuple[list[Facts], str | None]:
     """(lesion dicts, status word) of a ``new_lesions`` fact: a list of lesions, a count, a yes/no or a phrase.
 
-    status word: "yes", "no", "equivocal" or None when the lesions are listed.
+    status word: "yes", "no", "equivocal", "another" (a further new lesion besides those seen before) or None
+    when the lesions are listed.
     """
     if isinstance(v, list):
         items = [x if isinstance(x, dict) else {"description": str(x)} for x in v]
         return items, (None if items else "no")
     if isinstance(v, dict):
         return [v], None
-    if isinstance(v, str) and "equivocal" in v.lower():
+    if isinstance(v, str) and "equivocal" in v.lower() and "unequivocal" not in v.lower():
         return [], "equivocal"
     if v is None:
         return [], None
+    if isinstance(v, int) and not isinstance(v, bool):
+        # a count: that many lesions, the same ones from one time point to the next (NL1 ... NLn)
+        return [{"id": f"NL{i + 1}"} for i in range(v)], (None if v > 0 else "no")
+    if isinstance(v, str) and re.search(r"\b(another|additional|further|more|second|other)\b", v.lower()):
+        return [], "another"
     return [], "yes" if truthy(v) else "no"
 
 

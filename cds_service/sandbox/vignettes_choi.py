@@ -98,7 +98,8 @@ def choi(v: Vignette) -> PatientBuilder:
                 results.append(p.tumor_size(body(str(n.get("id", f"NL{i + 1}")), n.get("site", ""), is_nodal(n)),
                                             when, **kw))
             if word is not None and not items:
-                results.append(p.observation(codes.NEW_LESION, when, value_code=word, category="imaging"))
+                results.append(p.observation(codes.NEW_LESION, when, value_code="yes" if word == "another" else word,
+                                             category="imaging"))
             nodules = field(tp, *NODULE_FIELDS)
             if nodules is not None:
                 results.append(p.observation(INTRATUMORAL_NODULE, when, value_bool=truthy(nodules), category="imaging",

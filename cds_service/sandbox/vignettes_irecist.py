@@ -133,8 +133,12 @@ def irecist(v: Vignette) -> PatientBuilder:
             if truthy(n.get("increased")) or "increas" in str(n.get("change", n.get("status", ""))).lower():
                 obs.update(INCREASED)
             results.append(obs)
+        if word == "another" and tp is not tps[0]:
+            # a further new lesion besides those reported before: a lesion of its own, first seen now
+            results.append(p.tumor_size(body(f"NL-{when}", "unspecified", False), when, role="new",
+                                        not_assessed=True))
         if word is not None and not items and tp is not tps[0]:
-            value = {"yes": "yes", "no": "no", "equivocal": "equivocal"}[word]
+            value = {"yes": "yes", "no": "no", "equivocal": "equivocal", "another": "yes"}[word]
             results.append(p.observation(codes.NEW_LESION, when, value_code=value, category="imaging"))
         p.report(when, results=results)
     return p

@@ -127,7 +127,8 @@ def mrecist(v: Vignette) -> PatientBuilder:
                     kwargs.update(longest_mm=size[0], unit=size[1])
                 results.append(p.tumor_size(body(lid, site, nodal), when, **kwargs))
             if word is not None and not items and not nodes:
-                results.append(p.observation(codes.NEW_LESION, when, value_code=word, category="imaging"))
+                results.append(p.observation(codes.NEW_LESION, when, value_code="yes" if word == "another" else word,
+                                             category="imaging"))
             effusion, cytology = _effusion(tp)
             if effusion:
                 results.append(p.observation(EFFUSION, when, value_bool=True, category="imaging",
