@@ -212,13 +212,14 @@ _DS_GAP = (r"(?:[\s:=(-]*(?:score|scale|criteria|category|grade|rating|of|was|is
            r"(?:sites?|lesions?|disease))\b)*[\s:=(-]*")
 _DS_RE = re.compile(rf"\b{_DS_KEY}(?![a-z0-9]){_DS_GAP}([1-5x])\b(?![\s-]*point)(?!\s*(?:\.\d|,\d|cm|mm|%))"
                     r"(?:\s*(?:-|–|to|or|/)\s*([1-5])\b(?!\s*(?:\.\d|cm|mm|%)))?", re.I)
+_DS_RANGE = re.compile(r"\b([1-5])\s*(-|–|to|or|/)\s*([1-5])\b(?!\s*(?:\.\d|cm|mm|%))")
 _DS_FROM_TO = re.compile(rf"\b{_DS_KEY}(?![a-z0-9])[^.;]{{0,30}}?\bfrom\s+([1-5])\s+to\s+([1-5x])\b", re.I)
 _SCORE_X = re.compile(r"\bscored?\s*(?:of\s*)?(x)\b", re.I)
 _PAREN_BASE = re.compile(r"^\s*\(\s*(?:at\s+)?(?:baseline|(?<!re)staging|pre-?treatment|previously|prior|initially)"
                          r"\s*(?:deauville|ds|5-?ps|score|suv\s*max|suvmax)?\s*[:=]?\s*(\d+(?:\.\d+)?|x)\s*\)", re.I)
 _NOT_LYMPHOMA = re.compile(r"\bscore\s*x\b|\bdeauville\s*x\b|\(x\)|unlikely|infect|inflammat|reactive|sarcoid|"
-                           r"physiolog|benign|brown fat|post-?surgical|fracture|not (?:related|attributable|"
-                           r"consistent) (?:to|with)", re.I)
+                           r"physiolog|benign|brown fat|post-?surgical|fracture|equivocal|indeterminate|"
+                           r"uncertain significance|not (?:related|attributable|consistent) (?:to|with)", re.I)
 
 
 @dataclass
@@ -275,7 +276,7 @@ def deauville_in_text(text: str) -> list[TextScore]:
                 continue
             score: int | str = raw if raw == "X" else int(raw)
             ambiguous = False
-            rng = re.compile(r"\b([1-5])\s*(-|–|to|or|/)\s*([1-5])\b(?!\s*(?:\.\d|cm|mm|%))").search(sent, start, end + 12)
+            rng = _DS_RANGE.search(sent, start, end + 12)
             if rng and score != "X" and int(rng.group(1)) == score:
                 if not (rng.group(3) == "5" and rng.group(2) == "/"):
                     score, ambiguous = max(int(score), int(rng.group(3))), True
@@ -348,7 +349,8 @@ _FOCAL = re.compile(r"\b(focal|foci|focus|multifocal|lesions?|involvement|infilt
 _DIFFUSE = re.compile(r"\b(diffuse\w*|reactive|g-?csf|growth factor|homogene\w*|hyperplas\w*|rebound|"
                       r"stimulat\w*)\b", re.I)
 _NEGATIVE_MARROW = re.compile(r"\b(no|physiologic\w*|unremarkable|negative|not involved|uninvolved)\b|^\s*normal\b|"
-                              r"\bnormal\s+(?:marrow\s+)?(?:uptake|appearance|activity|marrow)\b|\bwithin normal\b", re.I)
+                              r"\bnormal\s+(?:marrow\s+)?(?:uptake|appearance|activity|marrow)\b|\bwithin normal\b",
+                              re.I)
 _REDUCED = re.compile(r"\b(reduc\w*|decreas\w*|improv\w*|less|lower|diminish\w*|residual|partial\w*)\b", re.I)
 _UNCHANGED = re.compile(r"\b(unchanged|no (?:significant )?change|stable|persist\w*|similar)\b", re.I)
 _INCREASED = re.compile(r"\b(increas\w*|higher|more intense|progress\w*|greater)\b", re.I)
@@ -680,17 +682,24 @@ def _report_title(rep: Resource) -> str:
 
 _LABEL_BASELINE = re.compile(r"\b(baseline|(?<!re)staging|pre-?treatment|pre-?therapy|initial)\b", re.I)
 _LABEL_INTERIM = re.compile(r"\b(interim|mid-?treatment|after (?:cycle|\d+ cycles?)|post[- ]cycle|i-?pet)\b", re.I)
-_LABEL_END = re.compile(r"\b(end[- ]of[- ](?:treatment|therapy)|eot|post-?treatment|completion|restaging|"
-                        r"response assessment)\b", re.I)
+_LABEL_END = re.compile(r"\b(end[- ]of[- ](?:treatment|therapy)|eot|post-?treatment|(?:after|on) completion)\b",
+                        re.I)
 
 
-def _label(text: str) -> str | None:
-    head = text[:200]
-    if _LABEL_INTERIM.search(head):
-        return "interim"
-    if _LABEL_END.search(head):
-        return "end of treatment"
-    if _LABEL_BASELINE.search(head):
+def _label(title: str, text: str) -> str | None:
+    """interim / end of treatment / baseline, from the report title or the first sentence of its text. "Baseline"
+    in the text counts only when the report introduces itself so ("Baseline staging PET-CT"), not when it compares
+    with the baseline ("Deauville 4, compared with baseline Deauville 5")."""
+    first = (sentences(text) or [""])[0][:120]
+    for head in (title, first):
+        if _LABEL_INTERIM.search(head):
+            return "interim"
+        if _LABEL_END.search(head):
+            return "end of treatment"
+    if _LABEL_BASELINE.search(title):
+        return "baseline"
+    m = _LABEL_BASELINE.search(first)
+    if m and not _REF_WORDS.search(first[:m.start()]) and m.start() < 40:
         return "baseline"
     return None
 
@@ -741,7 +750,8 @@ def _immunomodulatory(record: PatientRecord) -> bool:
 @dataclass
 class _PetPoint:
     date: date
-    coded: list[tuple[int | str, str, bool, bool, str | None]] = field(default_factory=list)  # score, site, new, phys, ref
+    # (score, site, new site, uptake not above surrounding tissue, reference) per coded Deauville Observation
+    coded: list[tuple[int | str, str, bool, bool, str | None]] = field(default_factory=list)
     text_scores: list[TextScore] = field(default_factory=list)
     text: str = ""
     suv: Decimal | None = None
@@ -758,7 +768,8 @@ class _PetPoint:
         return bool(self.coded) or any(not t.about_baseline for t in self.text_scores)
 
 
-def _obs(record: PatientRecord, keys: Iterable[str], options: Mapping[str, Any] | None, input_name: str) -> list[Resource]:
+def _obs(record: PatientRecord, keys: Iterable[str], options: Mapping[str, Any] | None,
+         input_name: str) -> list[Resource]:
     all_keys = list(keys) + [k for k, _ in local_codes(options, input_name)]
     return record.with_codes(all_keys, "Observation")
 
@@ -799,7 +810,7 @@ def _pet_points(record: PatientRecord, options: Mapping[str, Any] | None) -> dic
         pt = points.setdefault(d, _PetPoint(d))
         pt.report = True
         pt.text += "\n" + text
-        pt.label = pt.label or _label(_report_title(rep) + ". " + text)
+        pt.label = pt.label or _label(_report_title(rep), text)
         pt.text_scores.extend(deauville_in_text(text))
         if ref_of(rep):
             pt.refs.insert(0, ref_of(rep) or "")
@@ -1008,10 +1019,8 @@ def map_pet(record: PatientRecord, routed: RoutedCancer, options: Mapping[str, A
             baseline = _replace(baseline, suv_max=max(stated_suv))
     if not scans:
         return LuganoMapping(None, "PET-CT", ("a PET-CT after the baseline scan",), tuple(notes))
-    hist = fdg_avid(record, routed)
     inputs = engine.LuganoPetInputs(scans=tuple(scans), baseline=baseline, histology=routed.condition_text,
                                     immunomodulatory_therapy=_immunomodulatory(record))
-    del hist
     return LuganoMapping(inputs, "PET-CT", (), tuple(notes))
 
 
@@ -1420,7 +1429,8 @@ def map_lugano(record: PatientRecord, routed: RoutedCancer, options: Mapping[str
 
 
 def assess_lugano(record: PatientRecord, routed: RoutedCancer, as_of: date,
-                  options: Mapping[str, Any] | None = None) -> tuple[Assessment | None, tuple[str, ...], tuple[str, ...]]:
+                  options: Mapping[str, Any] | None = None
+                  ) -> tuple[Assessment | None, tuple[str, ...], tuple[str, ...]]:
     """(assessment or None, missing, notes). A dated NE is returned as the assessment (its card lists what is
     missing, with the evidence that was usable); no assessable time point gives None (an insufficient-data card)."""
     mapping = map_lugano(record, routed, options)

@@ -247,7 +247,8 @@ def test_coded_marrow_involvement_and_new_involvement_is_pd():
 def test_equivocal_new_extranodal_finding_withholds_cr_but_is_not_pd():
     p = ct_patient(nodes=(((40, 25), (12, 10)),))
     p.observation(m.NEW_LESION, CUR, value_code="equivocal", category="imaging",
-                  components=[{"code": concept(codes.NODAL), "valueBoolean": False}], extra={"bodySite": {"text": "liver"}})
+                  components=[{"code": concept(codes.NODAL), "valueBoolean": False}],
+                  extra={"bodySite": {"text": "liver"}})
     r, _ = run(p)
     assert r.assessment.category == "PR"
 

@@ -228,22 +228,54 @@ def _emit_pet_scan(p: PatientBuilder, when: str, pet: dict, label: str, *, basel
     _pet_report(p, when, title, results, text)
 
 
-def _pet(p: PatientBuilder, inp: dict, v: Vignette) -> None:
-    pet = inp.get("pet") or {}
+CURRENT_KEYS = ("current", "follow_up", "followup", "end_of_treatment", "eot", "interim", "restaging", "latest")
+
+
+def _flatten_pet(inp: dict) -> tuple[dict, list[dict]]:
+    """The current scan's fields (``baseline_*`` for the baseline) and earlier follow-up scans, from the shapes
+    ``pet: {...}``, ``pet: {"baseline": {...}, "current": {...}}`` and ``pet: [{...date, timepoint...}, ...]``."""
+    pet = inp.get("pet")
+    priors = [x for x in (_get(inp, "prior_scans", "previous_scans", "scans", default=[]) or []) if isinstance(x, dict)]
+    if isinstance(pet, list):
+        scans = sorted((x for x in pet if isinstance(x, dict)), key=lambda x: str(x.get("date", "")))
+        base = next((x for x in scans if re.search(r"baseline|(?<!re)staging|pre-?treatment",
+                                                   str(x.get("timepoint", "")), re.I)), None)
+        rest = [x for x in scans if x is not base]
+        cur = dict(rest[-1]) if rest else {}
+        priors += rest[:-1]
+        if base is not None:
+            cur.update({f"baseline_{k}": val for k, val in base.items() if k != "timepoint"})
+        return cur, priors
+    pet = dict(pet or {})
+    base = pet.pop("baseline", None)
+    for key in CURRENT_KEYS:
+        if isinstance(pet.get(key), dict):
+            inner = pet.pop(key)
+            pet = {**pet, **inner}
+            pet.setdefault("timepoint", key.replace("_", " "))
+            break
+    if isinstance(base, dict):
+        pet.update({f"baseline_{k}": val for k, val in base.items() if k != "timepoint"})
+    return pet, priors
+
+
+def _pet(p: PatientBuilder, inp: dict) -> None:
+    pet, priors = _flatten_pet(inp)
     cur = str(_get(inp, "date", default=_get(pet, "date", default="2024-06-10")))
     label = str(_get(inp, "timepoint", default=_get(pet, "timepoint", default="")) or "")
-    has_base = any(k.lower().startswith("baseline") for k in pet)
+    has_base = any(k.lower().startswith("baseline") and k.lower() != "baseline_date" for k in pet)
     base_day = _get(inp, "baseline_date", default=_get(pet, "baseline_date"))
-    base = str(base_day) if base_day else (_day(cur) - timedelta(days=84 if "interim" in label.lower() else 180)).isoformat()
+    weeks_before = timedelta(days=84 if "interim" in label.lower() else 180)
+    base = str(base_day) if base_day else (_day(cur) - weeks_before).isoformat()
     if has_base:
         _emit_pet_scan(p, base, pet, "baseline staging", baseline_prefix="baseline_")
     histology = (inp.get("histology") or "").lower()
     regimen = "ABVD chemotherapy" if "hodgkin" in histology and "non" not in histology else "R-CHOP chemotherapy"
     p.medication((_day(base) + timedelta(days=7)).isoformat(), regimen)
-    for prior in _get(inp, "prior_scans", "previous_scans", "scans", default=[]) or []:
-        if isinstance(prior, dict) and prior.get("date"):
-            _emit_pet_scan(p, str(prior["date"]), prior, str(prior.get("timepoint") or "restaging"))
-    _emit_pet_scan(p, cur, pet, label or "response assessment")
+    for prior in priors:
+        if prior.get("date"):
+            _emit_pet_scan(p, str(prior["date"]), prior, str(prior.get("timepoint") or ""))
+    _emit_pet_scan(p, cur, pet, label)
 
 
 # --- CT ------------------------------------------------------------------------------------------------------
@@ -384,7 +416,8 @@ def _new_lesions(p: PatientBuilder, when: str, new: Any, results: list[dict], wo
                 words.append(f"New {'node' if nodal else 'lesion'} ({site}) {_fmt(ldi)} x {_fmt(sdi)} {unit}")
             else:
                 comps = [{"code": concept(codes.NODAL), "valueBoolean": nodal}]
-                equivocal = str(attributable).lower() == "equivocal" or _get(item, "equivocal") is True
+                equivocal = (str(attributable).lower() == "equivocal" or _get(item, "equivocal") is True
+                             or "equivocal" in site.lower())
                 if isinstance(attributable, bool):
                     comps.append({"code": concept(lm.ATTRIBUTABLE), "valueBoolean": attributable})
                 kw: dict[str, Any] = {"value_code": "equivocal"} if equivocal else {"value_bool": True}
@@ -393,11 +426,11 @@ def _new_lesions(p: PatientBuilder, when: str, new: Any, results: list[dict], wo
                 words.append(f"New {'node' if nodal else 'lesion'}: {site}")
     elif isinstance(new, str):
         t = new.strip().lower()
-        if t in ("none", "no", "absent", "false"):
+        if t in ("none", "no", "absent", "false", "nil") or lm.new_lesions_in_text(new) is False:
             results.append(p.observation(lm.NEW_LESION, when, value_bool=False, category="imaging"))
             words.append("No new lesions")
         else:
-            words.append(new)
+            _new_lesions(p, when, [new], results, words)
 
 
 def _ct(p: PatientBuilder, inp: dict) -> None:
@@ -495,7 +528,7 @@ def _ct(p: PatientBuilder, inp: dict) -> None:
 
 def _is_pet(v: Vignette) -> bool:
     inp = v.get("inputs") or {}
-    if isinstance(inp.get("pet"), dict):
+    if isinstance(inp.get("pet"), (dict, list)):
         return True
     return "pet" in str(v.get("criteria", "")).lower() and not any(
         _with_unit(inp, k) for k in NODE_KEYS)
@@ -511,9 +544,9 @@ def lugano(v: Vignette) -> PatientBuilder:
     text = _clean_histology(inp.get("histology", "")) if inp.get("histology") else display
     p.condition(icd10=icd, text=text[:1].upper() + text[1:], onset="2023-11-01")
     if pet:
-        if not isinstance(inp.get("pet"), dict):
+        if inp.get("pet") is None:  # PET facts at the top level of inputs
             inp = {**inp, "pet": {k: val for k, val in inp.items() if k not in ("histology", "date", "timepoint")}}
-        _pet(p, inp, v)
+        _pet(p, inp)
     else:
         _ct(p, inp)
     return p
