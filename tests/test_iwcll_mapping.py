@@ -330,3 +330,13 @@ def test_mapper_never_raises_on_junk(extra, code):
     routed = route(rec)
     if routed:
         c.map_iwcll(rec, routed[0], AS_OF, {})
+
+
+def test_reported_category_is_shown_beside_the_computed_one():
+    p = patient()
+    baseline(p)
+    current(p)
+    p.report(CUR, category="laboratory", conclusion="Response assessment per iwCLL 2018: CR.")
+    r, _ = cll_result(p)
+    assert r.assessment.category == "PR"
+    assert any("Reported category CR" in n and "differ" in n for n in r.notes)
