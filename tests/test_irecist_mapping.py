@@ -305,6 +305,9 @@ SHAPES = [
     ("new lesions as yes/no, then another", {"treatment": "anti-PD-1", "timepoints": [
         _tp("2024-01-08", target_sum_mm=50, new_lesions=False), _tp("2024-03-04", target_sum_mm=48, new_lesions=True),
         _tp("2024-04-15", target_sum_mm=45, new_lesions="another new lesion in the liver")]}, ["iUPD", "iCPD"]),
+    ("time points given as weeks, no dates", {"treatment": "anti-PD-1", "timepoints": [
+        {"label": "baseline", "target_sum_mm": 50}, {"label": "week 8", "target_sum_mm": 62},
+        {"label": "week 14", "target_sum_mm": 68}]}, ["iUPD", "iCPD"]),
     ("new lesions as counts", {"treatment": "anti-PD-1", "timepoints": [
         _tp("2024-01-08", target_sum_mm=50, new_lesions=0), _tp("2024-03-04", target_sum_mm=48, new_lesions=1),
         _tp("2024-04-15", target_sum_mm=47, new_lesions=1)]}, ["iUPD", "iUPD"]),

@@ -8,6 +8,7 @@ values with a UCUM unit; the converters write them as the FHIR a record would ca
 from __future__ import annotations
 
 import re
+from datetime import date, timedelta
 from typing import Any, Iterable
 
 Facts = dict[str, Any]
@@ -83,12 +84,38 @@ def timepoints(inputs: Facts) -> list[Facts]:
         for f in follow if isinstance(follow, list) else [follow]:
             if isinstance(f, dict):
                 tps.append(dict(f))
-    tps.sort(key=lambda t: str(t.get("date", "")))
+    for i, t in enumerate(tps):
+        if not isinstance(t.get("date"), str):
+            t["date"] = _date_from_offset(t, i)
+    tps.sort(key=lambda t: t["date"])
     shared = {k: v for k, v in inputs.items() if k.lower() in TOP_LEVEL_FOLLOWUP_FACTS}
     for t in tps[1:]:
         for k, v in shared.items():
             t.setdefault(k, v)
+    if tps and "non_target" in inputs:
+        tps[0].setdefault("non_target", inputs["non_target"])
     return tps
+
+
+BASE_DATE = date(2024, 1, 8)
+
+
+def _date_from_offset(t: Facts, index: int) -> str:
+    """A time point given as "week 8" / ``{"week": 8}`` / ``{"day": 56}`` (no calendar date): dated from a fixed
+    baseline so that the intervals (confirmation windows) are the vignette's."""
+    days = None
+    for key, factor in (("day", 1), ("days", 1), ("week", 7), ("weeks", 7), ("month", 30), ("months", 30)):
+        v = _num(field(t, key))
+        if v is not None:
+            days = v * factor
+            break
+    if days is None:
+        m = re.search(r"(day|week|month)s?\s*(\d+)", str(field(t, "label", "timepoint", default="")).lower())
+        if m:
+            days = int(m.group(2)) * {"day": 1, "week": 7, "month": 30}[m.group(1)]
+    if days is None:
+        days = 0 if index == 0 or "baseline" in str(t.get("label", "")).lower() else 56 * index
+    return (BASE_DATE + timedelta(days=int(days))).isoformat()
 
 
 TOP_LEVEL_FOLLOWUP_FACTS = {
