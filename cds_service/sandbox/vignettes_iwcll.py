@@ -17,7 +17,7 @@ from typing import Any
 
 from cds_service.sandbox.builders import PatientBuilder, concept
 from cds_service.sandbox.vignettes import Vignette, _pid, converter
-from cds_service.sandbox.vignettes_mrd import mrd_observation
+from cds_service.sandbox.vignettes_mrd import _birth, mrd_observation
 from fhir_mappings import iwcll as c
 from fhir_mappings.record import LOCAL, LOINC, SNOMED
 from rules.iwcll2018 import add_months
@@ -166,8 +166,8 @@ def _assessments(inp: dict) -> list[tuple[str, dict]]:
 
 
 def _offset(text: str, when: date) -> date | None:
-    m = re.search(r"(\d+)\s*(month|week|day)s?\s*(?:after|post|from)\s*(?:the\s*)?(?:end|completion|last dose|stop)",
-                  text)
+    m = re.search(r"(\d+)\s*(month|week|day)s?\s*(?:after|post|from|following)[- ]?\s*(?:the\s*)?(?:end|completion|"
+                  r"completing|last dose|stop|treatment|therapy|fixed)", text)
     if not m:
         return None
     n, unit = int(m.group(1)), m.group(2)
@@ -184,7 +184,7 @@ def cll(v: Vignette) -> PatientBuilder:
     age = inp.get("age") or inp.get("age_years")
     years = int(age) if _num(age) else 67
     first = date.fromisoformat(min(dates))
-    p = PatientBuilder(_pid(v), birth_date=first.replace(year=first.year - years).isoformat(), gender="male")
+    p = PatientBuilder(_pid(v), birth_date=_birth(first.isoformat(), years), gender="male")
     p.condition(icd10="C91.10", text="Chronic lymphocytic leukemia of B-cell type not having achieved remission",
                 onset=(first - timedelta(days=400)).isoformat())
     baseline_date = None
