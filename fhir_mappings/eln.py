@@ -392,6 +392,8 @@ def _marrows(record: PatientRecord, options: Mapping[str, Any]) -> tuple[dict[da
         if "blasts" in parsed and parsed["blasts"] <= 100 and nearest(d) is None:
             exams[d] = _Marrow(d, parsed["blasts"], ref)
             notes.append(f"Marrow blasts of {d.isoformat()} read from the bone marrow report text")
+        elif parsed.get("suboptimal") and nearest(d) is None:
+            exams[d] = _Marrow(d, None, None, suboptimal=True, refs=[ref] if ref else [])
 
     # structured adequacy findings of the same examination
     for obs in _observations(record, _codes_with_local([CELLS_COUNTED], options, "bm_cells_counted")):
@@ -433,14 +435,15 @@ def _marrows(record: PatientRecord, options: Mapping[str, Any]) -> tuple[dict[da
         m.refs.append(ref_of(obs) or "")
     for obs in _observations(record, _codes_with_local([SAMPLE_ADEQUACY], options, "bm_sample_adequacy")):
         d = _dated(record, obs, "marrow sample adequacy")
-        m = nearest(d) if d else None
-        if m is None:
+        if d is None:
             continue
         words = " ".join([" ".join(k.split("|", 1)[1] for k in _safe_keys(obs.get("valueCodeableConcept"))),
                           _text_of(obs)]).lower()
-        if _SUBOPTIMAL_WORDS.search(words) or obs.get("valueBoolean") is False:
-            m.suboptimal = True
-            m.refs.append(ref_of(obs) or "")
+        if not (_SUBOPTIMAL_WORDS.search(words) or obs.get("valueBoolean") is False):
+            continue
+        m = nearest(d) or exams.setdefault(d, _Marrow(d))  # a marrow reported only as inadequate is an examination
+        m.suboptimal = True
+        m.refs.append(ref_of(obs) or "")
 
     # report text fills what the structured data did not give
     for d, parsed, ref in texts:

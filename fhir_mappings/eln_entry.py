@@ -13,6 +13,7 @@ from typing import Any, Mapping
 from fhir_mappings.eln import OBSERVATION_CODES, map_eln
 from fhir_mappings.pipeline import CriteriaMapper, MapperOutput, register
 from fhir_mappings.record import PatientRecord
+from fhir_mappings.report_text import stated_in_record
 from fhir_mappings.routing import RoutedCancer
 from rules import eln2022 as engine
 from rules.base import Assessment, Outcome
@@ -36,6 +37,27 @@ def problem_list_notes(routed: RoutedCancer, a: Assessment | None) -> list[str]:
             "computed from the data, not from the problem list"]
 
 
+def reported_notes(record: PatientRecord, a: Assessment) -> list[str]:
+    """ELN categories stated in report text, shown beside the computed ones (never merged; design.md)."""
+    out = []
+    for d, _ref, stated in stated_in_record(record, ("eln",)):
+        if stated.negated:
+            continue
+        try:
+            said = engine.normalise_category(stated.value)
+        except ValueError:
+            said = stated.value
+        computed = next((h.category for h in reversed(a.history) if h.date == d), None)
+        if computed is None:
+            out.append(f"Report of {d.isoformat()} states ELN {said} (reported; no computed assessment that day)")
+        elif computed == said:
+            out.append(f"Report of {d.isoformat()} states ELN {said}, as computed")
+        else:
+            out.append(f"Report of {d.isoformat()} states ELN {said}, computed {computed}: check the report "
+                       "against the data")
+    return out
+
+
 def _run(record: PatientRecord, routed: RoutedCancer, as_of: date, options: Mapping[str, Any]) -> MapperOutput:
     mapping = map_eln(record, routed, options)
     if mapping.inputs is None:
@@ -49,7 +71,11 @@ def _run(record: PatientRecord, routed: RoutedCancer, as_of: date, options: Mapp
                       use_crh=options.get("eln_use_crh", True))
     notes = list(mapping.notes)
     notes.extend(problem_list_notes(routed, a))
-    return MapperOutput(a, a.missing, tuple(dict.fromkeys(notes)))
+    notes.extend(reported_notes(record, a))
+    # a recorded reason (early death, withdrawal) makes "non-evaluable" the criterion's own verdict: an assessment
+    # card, not an "insufficient data" one
+    verdict = a.category == engine.NOT_EVALUABLE and bool(mapping.inputs.not_evaluable_reason)
+    return MapperOutput(a, a.missing, tuple(dict.fromkeys(notes)), show_not_evaluable=verdict)
 
 
 register(CriteriaMapper(ROUTING_NAME, OBSERVATION_CODES, fn=_run,

@@ -583,6 +583,19 @@ def test_problem_list_relapse_code_is_noted():
     assert any("in relapse" in n and "consider updating" in n for n in r.notes)
 
 
+def test_reported_category_in_report_text_is_shown_beside_the_computed_one():
+    p = standard("0.7", "62")
+    p.report(D, category="pathology", code=(LOINC, "33721-2", "Bone marrow Pathology biopsy report"),
+             conclusion="Morphologic remission. ELN 2022 response: CR.")
+    r = result(p)
+    assert r.assessment.category == "CRh"
+    assert any("states ELN CR, computed CRh" in n for n in r.notes)
+    q = standard("1.5", "150")
+    q.report(D, category="pathology", code=(LOINC, "33721-2", "Bone marrow Pathology biopsy report"),
+             conclusion="ELN 2022: CR.")
+    assert any("states ELN CR, as computed" in n for n in result(q).notes)
+
+
 def test_prefetch_template_asks_for_the_eln_codes(client):
     body = client.get("/cds-services").get_json()
     obs = next(s for s in body["services"] if s["id"] == "remission-status")["prefetch"]["observations"]
@@ -694,6 +707,25 @@ def test_converter_handles_vignette_variants(client, extra, expected):
     v = {"id": "ELN-T", "inputs": {**BASE, **extra}}
     ext = card(client, to_patient(v))["extension"]["org.remission-cds.assessment"]
     assert ext["category"] == expected
+
+
+def test_converter_marrow_described_as_inadequate_is_a_dated_non_evaluable(client):
+    v = {"id": "ELN-T", "inputs": {"assessment_date": "2024-03-18",
+                                   "context": "day 28 after cycle 1 of intensive induction (7+3)",
+                                   "bone_marrow": "dry tap; inadequate sample", "ANC_10e9_per_L": 1.5,
+                                   "platelets_10e9_per_L": 150, "peripheral_blood_blasts": "absent"}}
+    ext = card(client, to_patient(v))["extension"]["org.remission-cds.assessment"]
+    assert ext["category"] == "non-evaluable" and ext["assessmentDate"] == "2024-03-18"
+    assert any("suboptimal" in x for x in ext["missing"])
+
+
+def test_converter_early_death_is_the_criterion_verdict():
+    v = {"id": "ELN-T", "inputs": {"assessment_date": "2024-03-01",
+                                   "context": "died on day 12 of intensive induction (7+3), before the response marrow",
+                                   "bone_marrow": "not performed"}}
+    r = result(to_patient(v))
+    assert r.assessment.category == "non-evaluable" and r.show_not_evaluable
+    assert any("early death" in x for x in r.assessment.missing)
 
 
 def test_converter_mrd_relapse_series(client):

@@ -78,18 +78,23 @@ def _context(inp: dict) -> str:
 
 
 def _courses(inp: dict, ctx: str) -> int | None:
-    for k in ("intensive_courses", "intensive_courses_completed", "induction_courses", "courses", "cycles"):
-        if isinstance(inp.get(k), int) and not isinstance(inp.get(k), bool):
-            return inp[k]
-    m = re.search(r"(?:cycle|course|induction)\s*#?\s*(\d+)", ctx) or \
-        re.search(r"(\d+|\w+)\s+(?:cycles|courses|inductions)", ctx) or \
-        re.search(r"\b(first|second|third|fourth)\s+(?:cycle|course|induction)", ctx)
-    if m:
-        g = m.group(1)
-        return int(g) if g.isdigit() else _WORDS.get(g)
+    """Number of courses given: an explicit count field, else the largest count the context names."""
+    for k, val in inp.items():
+        kl = k.lower()
+        if ("course" in kl or "cycle" in kl or "induction" in kl) and isinstance(val, int) \
+                and not isinstance(val, bool):
+            return val
+    found: list[int] = []
+    for rx in (r"(?:cycle|course|induction)\s*#?\s*(\d+)\b", r"\b(\d+|\w+)\s+(?:cycles|courses|inductions)\b",
+               r"\b(first|second|third|fourth|1st|2nd|3rd|4th)\s+(?:cycle|course|induction)"):
+        for m in re.finditer(rx, ctx):
+            g = m.group(1)
+            n = int(g) if g.isdigit() else _WORDS.get(g, int(g[0]) if g[:1].isdigit() else None)
+            if n:
+                found.append(n)
     if re.search(r"re-?induction", ctx):
-        return 2
-    return None
+        found.append(2)
+    return max(found) if found else None
 
 
 def _days_into(ctx: str) -> int | None:
@@ -144,9 +149,9 @@ def _therapy(p: PatientBuilder, inp: dict, d: date | None) -> date | None:
             p.medication(_iso(less_start), "venetoclax 400 mg PO daily", rxnorm="1747556")
         starts.append(less_start)
     landmark = _d(inp.get("landmark_date"))
-    if landmark is None and d is not None and re.search(r"at (?:the )?(?:response )?landmark|\(landmark\)|"
-                                                        r"landmark reached|response landmark", ctx) \
-            and not re.search(r"before (?:the )?landmark|pre-?landmark", ctx):
+    if landmark is None and d is not None and "landmark" in ctx \
+            and not re.search(r"(before|prior to|ahead of)\s+(?:the\s+)?(?:[\w-]+\s+)?landmark|pre-?landmark|"
+                              r"landmark (?:not|is not|has not)|not (?:yet )?(?:at|reached)", ctx):
         landmark = d
     if landmark is not None:
         p.observation(codes.LANDMARK, _iso(landmark), display="AML response landmark (protocol)",
@@ -486,6 +491,10 @@ def eln(v: Vignette) -> PatientBuilder:
             p.medication(_iso(d - timedelta(days=3)), "filgrastim 5 mcg/kg SC daily", status="completed")
 
     # further dated samples and examinations
+    bm_text = inp.get("bone_marrow")
+    if d is not None and isinstance(bm_text, str) and bm_text.strip() and \
+            not re.search(r"not (performed|done|available)|^none$", bm_text.strip().lower()):
+        _marrow(p, _iso(d), None, bm_text)  # the marrow described in words ("dry tap, inadequate sample")
     for key in ("bone_marrow", "bone_marrow_exams", "marrows"):
         raw = inp.get(key)
         for bm in ([raw] if isinstance(raw, dict) else raw if isinstance(raw, list) else ()):
@@ -510,9 +519,14 @@ def eln(v: Vignette) -> PatientBuilder:
         _mrd(p, inp.get(key), d)
 
     death = _d(inp.get("death_date") or inp.get("date_of_death"))
+    ctx = _context(inp)
+    if death is None and d is not None and re.search(r"\bdied\b|\bdeath\b|deceased", ctx):
+        death = d
     if death is not None:
         p.resources[0]["deceasedDateTime"] = _iso(death)
     reason = inp.get("not_evaluable_reason")
+    if not reason and re.search(r"withdr[ae]w|lost to follow", ctx):
+        reason = next(x.strip() for x in re.split(r"[;,]", ctx) if re.search(r"withdr[ae]w|lost to follow", x))
     if isinstance(reason, str) and reason.strip():
         p.observation(codes.NOT_EVALUABLE_REASON, when or _iso(anchor), display="Response not evaluable: reason",
                       value_string=reason.strip(), category="survey")
