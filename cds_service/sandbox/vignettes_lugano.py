@@ -67,11 +67,16 @@ def _get(d: dict | None, *names: str, default: Any = None) -> Any:
     return default
 
 
-def _with_unit(d: dict | None, stem: str, default_unit: str = "mm") -> tuple[Any, str] | None:
+LENGTH_SUFFIXES = (("_mm", "mm"), ("_cm", "cm"))
+AREA_SUFFIXES = (("_mm2", "mm2"), ("_cm2", "cm2"))
+
+
+def _with_unit(d: dict | None, stem: str, default_unit: str = "mm",
+               suffixes: tuple[tuple[str, str], ...] = LENGTH_SUFFIXES) -> tuple[Any, str] | None:
     """The field ``<stem>_mm`` / ``<stem>_cm`` / ``<stem>`` of ``d`` with its unit."""
     if not isinstance(d, dict):
         return None
-    for suffix, unit in (("_mm", "mm"), ("_cm", "cm"), ("", default_unit)):
+    for suffix, unit in suffixes + (("", default_unit),):
         v = _get(d, stem + suffix)
         if v is not None:
             return v, unit
@@ -247,6 +252,9 @@ def _flatten_pet(inp: dict) -> tuple[dict, list[dict]]:
             cur.update({f"baseline_{k}": val for k, val in base.items() if k != "timepoint"})
         return cur, priors
     pet = dict(pet or {})
+    for k in list(pet):  # "SUVmax_baseline" -> "baseline_SUVmax"
+        if k.lower().endswith("_baseline") and k.lower() != "baseline":
+            pet.setdefault("baseline_" + k[: -len("_baseline")], pet.pop(k))
     base = pet.pop("baseline", None)
     for key in CURRENT_KEYS:
         if isinstance(pet.get(key), dict):
@@ -389,6 +397,10 @@ def _new_lesions(p: PatientBuilder, when: str, new: Any, results: list[dict], wo
             results.append(p.observation(lm.NEW_LESION, when, value_bool=False, category="imaging"))
             words.append("No new lesions")
         for i, item in enumerate(new):
+            if isinstance(item, dict) and _get(item, "present", "new", "value") is False:
+                results.append(p.observation(lm.NEW_LESION, when, value_bool=False, category="imaging"))
+                words.append("No new lesions")
+                continue
             if not isinstance(item, dict):
                 item = {"site": str(item)}
                 size = re.search(r"(\d+(?:\.\d+)?)\s*(?:(?:x|×|by)\s*(\d+(?:\.\d+)?)\s*)?(cm|mm)\b", item["site"])
@@ -486,11 +498,18 @@ def _ct(p: PatientBuilder, inp: dict) -> None:
         if pct is not None:
             results.append(p.observation(lm.SPD_PCT, dates["current"], display="SPD change from baseline (stated)",
                                          value=pct, unit="%", category="imaging"))
+    if isinstance(desc, dict):
+        pct = _get(desc, "spd_pct_change", "pct_change_spd", "spd_change_pct", "spd_change_percent", "pct_change")
+        if _num(pct) is not None:
+            results, words = slot("current")
+            results.append(p.observation(lm.SPD_PCT, dates["current"], display="SPD change from baseline (stated)",
+                                         value=Decimal(str(_num(pct))), unit="%", category="imaging"))
+            words.append(f"SPD change from baseline {_fmt(_num(pct))}%")
     for label in ("baseline", "current"):
-        spd = _with_unit(inp, f"{label}_spd", default_unit="mm2") or _with_unit(_get(inp, "spd") or {}, label,
-                                                                                  default_unit="mm2")
+        spd = next((got for d, stem in ((inp, f"{label}_spd"), (inp, f"spd_{label}"), (_get(inp, "spd"), label))
+                    if (got := _with_unit(d, stem, "mm2", AREA_SUFFIXES)) is not None), None)
         if spd is not None and _num(spd[0]) is not None:
-            unit = {"mm": "mm2", "cm": "cm2"}.get(spd[1], spd[1])
+            unit = spd[1]
             results, words = slot(label)
             results.append(p.observation(lm.SPD, dates[label], display="Sum of products of diameters (stated)",
                                          value=Decimal(str(_num(spd[0]))), unit=unit, category="imaging"))
