@@ -69,7 +69,38 @@ def result_items(inp: dict) -> list[dict]:
             return v
     if isinstance(inp.get("MRD"), dict):
         return [{**{k: x for k, x in inp.items() if k != "MRD"}, **inp["MRD"]}]
-    return [inp]
+    split = _split_by_timepoint(inp)
+    return split or [inp]
+
+
+_TP_KEY = re.compile(r"(?:^|_)(day_?\d+|d\d+|tp_?[12]|eoi|end_of_induction)(?:_|$)", re.I)
+
+
+def _split_by_timepoint(inp: dict) -> list[dict]:
+    """Flat inputs with one field per time point ("day8_PB_MRD_pct", "day29_BM_MRD_pct") -> one item each."""
+    groups: dict[str, dict] = {}
+    for k, v in inp.items():
+        m = _TP_KEY.search(k)
+        if m and not isinstance(v, (dict, list)):
+            tok = m.group(1).lower().replace("_", "")
+            rest = (k[:m.start()] + "_" + k[m.end():]).strip("_")
+            groups.setdefault(tok, {})[rest or "result"] = v
+    if len(groups) < 2 and not any(_is_level_key(k) for g in groups.values() for k in g):
+        return []
+    common = {k: v for k, v in inp.items() if not _TP_KEY.search(k)}
+    out = []
+    for tok, fields in groups.items():
+        day = re.sub(r"\D", "", tok)
+        label = ("end of induction" if tok in ("eoi", "endofinduction") else
+                 f"TP{day}" if tok.startswith("tp") else f"day {day}")
+        sample = " ".join(k for k in fields if re.search(r"(^|_)(pb|bm)(_|$)", k, re.I))
+        item = {**common, **fields, "timepoint": label}
+        if sample and "sample" not in fields:
+            item["sample"] = "peripheral blood" if re.search(r"(^|_)pb(_|$)", sample, re.I) else "bone marrow"
+        if isinstance(fields.get("date"), str):
+            item["date"] = fields["date"]
+        out.append(item)
+    return out
 
 
 def _is_level_key(k: str) -> bool:
