@@ -535,8 +535,9 @@ def impression_of(text: str) -> str:
     m = None
     for m in _IMPRESSION.finditer(text):
         pass
-    body = text[m.end():] if m else text
-    return _SECTION_SKIP.sub(" ", body)
+    if m is not None:
+        return text[m.end():]
+    return _SECTION_SKIP.sub(" ", text) if ":" in text else text
 
 
 _DISEASE_KINDS = {"metastasis", "suspicious", "recurrence", "malignancy", "disease", "new_lesion"}
@@ -603,6 +604,8 @@ def _imaging(ctx: _Ctx) -> list[ImagingFinding]:
         title = _all_text(rep.get("code"))
         full = report_texts(rep)
         modality = modality_of(title) or modality_of(full[:160])
+        if modality is None and not cats & _IMAGING_CATEGORIES:
+            continue  # not an imaging study (cheap test first: a record may hold hundreds of reports)
         impression = impression_of(full) if full else " ".join(concept_text(c) for c in items(rep.get("conclusionCode")))
         result = classify_imaging(impression) if impression.strip() else None
         if modality is None:
@@ -658,7 +661,9 @@ def _prior_excellent(ctx: _Ctx, first: date | None) -> bool:
         if d is not None and d < first and "excellent" in t:
             ctx.note(f"An excellent response was reported on {d.isoformat()} (before the results used here).")
             return True
-    for d, _, s in stated_in_record(ctx.record, {"ata"}):
+    earlier = [rep for rep in ctx.record.of_type("DiagnosticReport")
+               if (effective_date(rep) or first) < first and "excellent" in report_texts(rep).lower()]
+    for d, _, s in stated_in_record(ctx.record, {"ata"}, reports=earlier):
         if d < first and s.value == "excellent" and not s.negated:
             ctx.note(f"An excellent response was stated in a report on {d.isoformat()} (before the results used here).")
             return True

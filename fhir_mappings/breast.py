@@ -106,6 +106,7 @@ _PROGRESSION = re.compile(r"progress", re.I)
 _Y_CONTEXT = re.compile(r"\by\s*\(|post[\s-]?neoadjuvant|presurgical|pre[\s-]?surgical|neoadjuvant|treatment\s+effect",
                         re.I)
 _ONLY_DCIS = re.compile(r"only\s+DCIS\s+is\s+present", re.I)
+_YP_HINT = re.compile(r"y\s*p\s*[TN]|RCB|residual\s+cancer\s+burden", re.I)
 _T_ANY = re.compile(r"(?<![A-Za-z])(?P<y>y)?\s*(?:p\s*)?T\s*(?P<t>is|x|0|1\s*mi|[1-4]\s*[a-d]?)(?![0-9a-z])", re.I)
 _N_ANY = re.compile(r"(?<![A-Za-z])(?P<y>y)?\s*(?:p\s*)?N\s*(?P<n>x|0|1\s*mi|[1-3]\s*[a-c]?)(?![0-9a-z])"
                     r"(?P<sfx>(?:\s*\(\s*(?:i|mol|sn|f)\s*[+-]?\s*\))*)", re.I)
@@ -237,6 +238,8 @@ class _Reader:
             if d is None:
                 continue
             text = report_texts(rep)
+            if not _YP_HINT.search(text):
+                continue  # cheap test first: most reports are not post-neoadjuvant pathology
             stated: list[Stated] = extract(text)
             if not any(s.kind in ("ypT", "ypN", "rcb_class", "rcb_index") for s in stated):
                 continue  # not a post-neoadjuvant pathology report
@@ -400,7 +403,7 @@ def has_post_neoadjuvant_data(record: PatientRecord, options: Mapping[str, Any] 
             return True
     for rep in record.of_type("DiagnosticReport"):
         text = report_texts(rep)
-        if re.search(r"y\s*p\s*[TN]|RCB|residual\s+cancer\s+burden", text, re.I) and any(
+        if _YP_HINT.search(text) and any(
                 s.kind in ("ypT", "ypN", "rcb_class", "rcb_index") for s in extract(text)):
             return True
     return False

@@ -91,7 +91,9 @@ def _surgery(p: PatientBuilder, inp: dict) -> str:
     rai = bool(re.search(r"\brai\b|radioiodine|radioactive iodine|i-?131|remnant ablation|ablation", s)) and not no_rai
     if inp.get("RAI") is True or inp.get("rai") is True:
         rai = True
-    if re.search(r"lobectomy|hemithyroidectomy|hemi-thyroidectomy", s) and not re.search(r"completion", s):
+    completion = re.search(r"(?<!no )completion(?:\s+thyroidectomy)?", s) and not re.search(r"no\s+completion|without\s+"
+                                                                                       r"completion", s)
+    if re.search(r"lobectomy|hemithyroidectomy|hemi-thyroidectomy", s) and not completion:
         _procedure(p, when, "60220", "Thyroid lobectomy, unilateral (hemithyroidectomy)")
         kind = "lobectomy"
     else:
@@ -213,7 +215,7 @@ def _tgab(p: PatientBuilder, inp: dict, dates: list[str]) -> None:
 def _imaging(p: PatientBuilder, inp: dict, dates: list[str]) -> None:
     for k, raw in inp.items():
         kind = next((kd for rx, kd in _MODALITY_KEYS if rx.search(k)), None)
-        if kind is None or raw is None or isinstance(raw, bool):
+        if kind is None or raw is None or isinstance(raw, bool) or re.search(r"_(?:date|dates|mm|cm)$", k, re.I):
             continue
         items = raw if isinstance(raw, list) else [raw]
         series = _series(items, dates)
