@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """remission-cds benchmark: the service against an echo yardstick, in the same run, on loopback.
 
-    .venv/bin/python bench/run.py            # full run (~6-9 min on 2 cores), writes docs/performance.md
-    .venv/bin/python bench/run.py --quick    # ~1-2 min smoke-sized run, prints only
+    .venv/bin/python bench/run.py            # full run (~8-10 min on 2 cores), writes docs/performance.md
+    .venv/bin/python bench/run.py --quick    # ~2-3 min smoke-sized run, prints only
     .venv/bin/python bench/run.py --check    # also exit 1 when a goal is missed (for humans, not CI)
 
 For each N (Observations per request: 100, 1,000, 5,000) it generates a patient-view request (bench/generate.py),
@@ -183,7 +183,6 @@ def run_size(n: int, args: argparse.Namespace, tmp: Path) -> SizeResult:
     out = SizeResult(n, len(body))
     servers = {"echo": Server("echo", ECHO_APP, args.workers, tmp), "service": Server("service", SERVICE_APP,
                                                                                       args.workers, tmp)}
-    paths = {"echo": SERVICE_PATH, "service": SERVICE_PATH}
     try:
         for s in servers.values():
             s.start()
@@ -194,13 +193,13 @@ def run_size(n: int, args: argparse.Namespace, tmp: Path) -> SizeResult:
         if status != 200:
             raise RuntimeError(f"the service answered {status} to the generated request: {resp[:300]!r}")
         for name, s in servers.items():
-            drive(s.port, paths[name], body, concurrency=args.workers, duration_s=min(1.0, args.duration),
+            drive(s.port, SERVICE_PATH, body, concurrency=args.workers, duration_s=min(1.0, args.duration),
                   min_requests=4 * args.workers, max_requests=200, max_time_s=60)
         for rep in range(args.repeats):
             for conc in args.concurrency:
                 order = ("echo", "service") if (rep + conc) % 2 == 0 else ("service", "echo")
                 for name in order:
-                    res = drive(servers[name].port, paths[name], body, concurrency=conc, duration_s=args.duration,
+                    res = drive(servers[name].port, SERVICE_PATH, body, concurrency=conc, duration_s=args.duration,
                                 min_requests=args.min_requests, max_requests=args.max_requests,
                                 max_time_s=args.duration * 4)
                     cell = _cell(res, n, conc, rep, name)
@@ -368,8 +367,9 @@ def _memory_table(sizes: list[SizeResult]) -> list[str]:
 def _inprocess_tables(engines: list, stages: list, gc_rows: list) -> list[str]:
     lines: list[str] = []
     if stages:
-        lines += ["", "**In-process: stages of one hook call (median ms; GC as in the app; `cards` = views, timeline, "
-                  "suggestions and cards)**", "",
+        lines += ["", "**In-process: stages of one hook call (median ms; GC as in the app; `cards` = all that "
+                  "evaluate_request does after the assessment: reported categories from report text, views, timeline, "
+                  "surveillance, validated suggestions, cards)**", "",
                   "| N obs | resources | " + " | ".join(stages[0].ms) + " | total | mapping µs / resource |",
                   "|---:|---:|" + "---:|" * (len(stages[0].ms) + 2)]
         for r in stages:
