@@ -340,3 +340,71 @@ def test_reported_category_is_shown_beside_the_computed_one():
     r, _ = cll_result(p)
     assert r.assessment.category == "PR"
     assert any("Reported category CR" in n and "differ" in n for n in r.notes)
+
+
+# --- vignette shapes beyond the public ones (converter + mapper + HTTP) ---------------------------------
+SHAPES = [
+    {'id': 'CLL-90',
+     'criteria': 'iwCLL 2018',
+     'inputs': {'baseline': {'date': '2024-01-10',
+                             'largest_node_cm': 4.5,
+                             'node_SPD_cm2': 20,
+                             'spleen_cm': 18,
+                             'liver': 'normal',
+                             'lymphocytes_10e9_per_L': 60,
+                             'platelets_10e9_per_L': 80,
+                             'hemoglobin_g_dL': 9.5},
+                'current': {'date': '2024-09-10',
+                            'largest_node_cm': 2.0,
+                            'node_SPD_cm2': 8,
+                            'spleen_cm': 14,
+                            'liver': 'normal',
+                            'lymphocytes_10e9_per_L': 3,
+                            'platelets_10e9_per_L': 130,
+                            'hemoglobin_g_dL': 11.5,
+                            'marrow': 'CLL infiltrate 20%'},
+                'timing': '3 months after end of fixed-duration venetoclax-obinutuzumab'},
+     'expected': {'category': 'PR'}},
+    {'id': 'CLL-91',
+     'criteria': 'iwCLL 2018',
+     'inputs': {'baseline': {'date': '2024-01-10',
+                             'largest_node_cm': 3.0,
+                             'spleen_cm': 15,
+                             'lymphocytes_10e9_per_L': 30,
+                             'platelets_10e9_per_L': 150,
+                             'hemoglobin_g_L': 125},
+                'current': {'date': '2024-04-10',
+                            'largest_node_cm': 1.2,
+                            'spleen_cm': 12,
+                            'lymphocytes_10e9_per_L': 80,
+                            'platelets_10e9_per_L': 160,
+                            'hemoglobin_g_L': 128},
+                'therapy': 'continuous ibrutinib'},
+     'expected': {'category': 'PR'}},
+    {'id': 'CLL-92',
+     'criteria': 'iwCLL 2018',
+     'inputs': {'date': '2024-11-05',
+                'timing': '3 months after end of therapy',
+                'largest_node_cm': 1.0,
+                'spleen_cm': 11,
+                'liver': 'normal',
+                'constitutional_symptoms': 'none',
+                'lymphocytes_10e9_per_L': 1.2,
+                'platelets_10e9_per_L': 85,
+                'hemoglobin_g_dL': 12.0,
+                'neutrophils_10e9_per_L': 2.0,
+                'transfused': False,
+                'marrow': 'hypocellular, no CLL cells, no nodules',
+                'MRD': 'undetectable (<10^-4) by flow in PB'},
+     'expected': {'category': 'CRi'}},
+]
+
+
+@pytest.mark.parametrize("v", SHAPES, ids=[v["id"] for v in SHAPES])
+def test_other_vignette_shapes_convert_and_pass_through_http(client, v):
+    from cds_service.sandbox.vignettes import card_criteria_of, to_patient
+
+    patient = to_patient(v)
+    body = client.post(HOOK, json=patient.hook_request()).get_json()
+    card = next(a for a in assessment_cards(body) if a["criteria"] == card_criteria_of(v, patient))
+    assert card["category"] == v["expected"]["category"]
