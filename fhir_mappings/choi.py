@@ -145,7 +145,10 @@ def map_choi(record: PatientRecord, options: Mapping[str, Any] | None = None) ->
 def _merge_lesion_attenuation(record: PatientRecord, lesions: dict[str, Lesion], values: list[Value]) -> None:
     """Attenuation Observations with a focus on one lesion join that lesion's reading on the same date."""
     for v in values:
-        key, _ = _lesion_key(v.resource, record)
+        try:
+            key, _ = _lesion_key(v.resource, record)
+        except (TypeError, AttributeError, ValueError):
+            key = ""
         les = lesions.get(key)
         if les is None:
             record.issue(v.resource, "lesion attenuation skipped", "its lesion has no tumour size in the record")

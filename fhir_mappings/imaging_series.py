@@ -163,7 +163,8 @@ def read_tumor_size(record: PatientRecord, obs: Resource, nodal: bool,
     for comp in _components(obs, (NEW_LESION_CATEGORY,)):
         vc = comp.get("valueCodeableConcept")
         keys = sorted(concept_keys(vc))
-        category = (keys[0].split("|", 1)[1] if keys else None) or concept_text(vc) or comp.get("valueString")
+        text = comp.get("valueString") if isinstance(comp.get("valueString"), str) else None
+        category = (keys[0].split("|", 1)[1] if keys else None) or concept_text(vc) or text
     return Reading(diameter, longest, short, too_small, ref_of(obs), extra, category, _increased(obs))
 
 
@@ -176,31 +177,40 @@ def collect_lesions(record: PatientRecord, tp_dates: Mapping[str, date],
     """Every tracked lesion with its readings by time-point date (TumorSize, LOINC 21889-1)."""
     lesions: dict[str, Lesion] = {}
     for obs in record.with_codes([codes.TUMOR_SIZE], "Observation"):
-        d = tp_dates.get(ref_of(obs) or "", effective_date(obs))
-        if d is None:
-            record.issue(obs, "tumour size skipped", "no date")
-            continue
-        key, body = _lesion_key(obs, record)
-        if not key:
-            record.issue(obs, "tumour size skipped", "no lesion identifier (focus) or body site to track it by")
-            continue
-        les = lesions.setdefault(key, Lesion(key))
-        les.nodal = les.nodal or _is_nodal(obs, body)
-        les.organ = les.organ or _organ(obs, body)
-        for res, k in ((body, "location"), (obs, "bodySite")):
-            if res and isinstance(res.get(k), dict):
-                les.location += " " + concept_text(res[k]).lower()
-                for c in res[k].get("coding") or ():
-                    if isinstance(c, dict) and isinstance(c.get("display"), str):
-                        les.location += " " + c["display"].lower()
-        for comp in _components(obs, (codes.LESION_ROLE,)):
-            vc = comp.get("valueCodeableConcept")
-            for k in concept_keys(vc):
-                les.role = ROLE_VALUES.get(k.split("|", 1)[1].lower(), les.role)
-            if not concept_keys(vc) and concept_text(vc):
-                les.role = ROLE_VALUES.get(concept_text(vc).lower(), les.role)
-        les.readings[d] = read_tumor_size(record, obs, les.nodal, extras or {})
+        try:
+            _add_reading(record, obs, tp_dates, lesions, extras or {})
+        except (TypeError, AttributeError, ValueError, KeyError):
+            record.issue(obs, "tumour size skipped", "malformed resource (unexpected data shape)")
     return lesions
+
+
+def _add_reading(record: PatientRecord, obs: Resource, tp_dates: Mapping[str, date], lesions: dict[str, Lesion],
+                 extras: Mapping[str, tuple[tuple[str, ...], UnitSpec]]) -> None:
+    d = tp_dates.get(ref_of(obs) or "", effective_date(obs))
+    if d is None:
+        record.issue(obs, "tumour size skipped", "no date")
+        return
+    key, body = _lesion_key(obs, record)
+    if not key:
+        record.issue(obs, "tumour size skipped", "no lesion identifier (focus) or body site to track it by")
+        return
+    les = lesions.setdefault(key, Lesion(key))
+    les.nodal = les.nodal or _is_nodal(obs, body)
+    les.organ = les.organ or _organ(obs, body)
+    for res, k in ((body, "location"), (obs, "bodySite")):
+        if res and isinstance(res.get(k), dict):
+            words = [concept_text(res[k])] + [c["display"] for c in res[k].get("coding") or ()
+                                              if isinstance(c, dict) and isinstance(c.get("display"), str)]
+            for w in words:
+                if w and w.lower() not in les.location:
+                    les.location += " " + w.lower()
+    for comp in _components(obs, (codes.LESION_ROLE,)):
+        vc = comp.get("valueCodeableConcept")
+        for k in concept_keys(vc):
+            les.role = ROLE_VALUES.get(k.split("|", 1)[1].lower(), les.role)
+        if not concept_keys(vc) and concept_text(vc):
+            les.role = ROLE_VALUES.get(concept_text(vc).lower(), les.role)
+    les.readings[d] = read_tumor_size(record, obs, les.nodal, extras)
 
 
 def statuses(record: PatientRecord, keys: Iterable[str], tp_dates: Mapping[str, date],
@@ -212,19 +222,26 @@ def statuses(record: PatientRecord, keys: Iterable[str], tp_dates: Mapping[str, 
         if d is None:
             record.issue(obs, f"{what} skipped", "no date")
             continue
-        if isinstance(obs.get("valueBoolean"), bool):
-            out[d] = Status("yes" if obs["valueBoolean"] else "no", ref_of(obs), _increased(obs), obs["valueBoolean"])
-            continue
-        vc = obs.get("valueCodeableConcept")
-        val = None
-        for k in sorted(concept_keys(vc)):
-            val = k.split("|", 1)[1]
-        val = val or concept_text(vc) or (obs.get("valueString") if isinstance(obs.get("valueString"), str) else None)
-        if val:
-            out[d] = Status(val.strip(), ref_of(obs), _increased(obs))
-        else:
+        try:
+            status = _status(obs)
+        except (TypeError, AttributeError, ValueError):
+            status = None
+        if status is None:
             record.issue(obs, f"{what} skipped", "no value")
+        else:
+            out[d] = status
     return out
+
+
+def _status(obs: Resource) -> Status | None:
+    if isinstance(obs.get("valueBoolean"), bool):
+        return Status("yes" if obs["valueBoolean"] else "no", ref_of(obs), _increased(obs), obs["valueBoolean"])
+    vc = obs.get("valueCodeableConcept")
+    val = None
+    for k in sorted(concept_keys(vc)):
+        val = k.split("|", 1)[1]
+    val = val or concept_text(vc) or (obs.get("valueString") if isinstance(obs.get("valueString"), str) else None)
+    return Status(val.strip(), ref_of(obs), _increased(obs)) if isinstance(val, str) and val.strip() else None
 
 
 @dataclass(frozen=True)
@@ -251,7 +268,10 @@ def numeric_observations(record: PatientRecord, keys: Iterable[str], spec: UnitS
         if d is None:
             record.issue(obs, f"{what} skipped", "no date")
             continue
-        v, unit, _ = quantity(obs.get("valueQuantity"))
+        try:
+            v, unit, _ = quantity(obs.get("valueQuantity"))
+        except (TypeError, AttributeError, ValueError):
+            v, unit = None, None
         if v is None:
             if not (obs.get("dataAbsentReason") or obs.get("valueCodeableConcept") or obs.get("valueString")):
                 record.issue(obs, f"{what} skipped", "no numeric value")

@@ -117,24 +117,31 @@ def checkpoint_inhibitor_orders(record: PatientRecord, options: Mapping[str, Any
             status = res.get("status")
             if (isinstance(status, str) and status in EXCLUDED_STATUS) or res.get("doNotPerform") is True:
                 continue
-            hit = False
-            for cc in _medication_concepts(record, res):
-                pairs = list(codings(cc))
-                if any(f"{s}|{c}" in keys for s, c in pairs):
-                    hit = True
-                elif not custom and any(s == ATC and c.upper().startswith(ATC_PREFIXES) for s, c in pairs):
-                    hit = True
-                else:
-                    text = concept_text(cc) + " " + " ".join(
-                        c.get("display", "") for c in cc.get("coding") or () if isinstance(c, dict)
-                        and isinstance(c.get("display"), str))
-                    compact = _compact(text)
-                    hit = any(w in compact for w in words)
-                if hit:
-                    break
+            try:
+                hit = _matches(record, res, words, keys, custom)
+            except (TypeError, AttributeError, ValueError):
+                record.issue(res, "medication not read", "malformed resource (unexpected data shape)")
+                hit = False
             if hit:
                 found.append(res)
     return found
+
+
+def _matches(record: PatientRecord, res: Resource, words: tuple[str, ...], keys: set[str], custom: bool) -> bool:
+    """Whether one medication resource names a drug of the list (by code, ATC class or words)."""
+    for cc in _medication_concepts(record, res):
+        pairs = list(codings(cc))
+        if any(f"{s}|{c}" in keys for s, c in pairs):
+            return True
+        if not custom and any(s == ATC and c.upper().startswith(ATC_PREFIXES) for s, c in pairs):
+            return True
+        coding = cc.get("coding") if isinstance(cc.get("coding"), list) else []
+        text = " ".join([concept_text(cc)] + [c["display"] for c in coding
+                                              if isinstance(c, dict) and isinstance(c.get("display"), str)])
+        compact = _compact(text)
+        if any(w in compact for w in words):
+            return True
+    return False
 
 
 def on_checkpoint_inhibitor(record: PatientRecord, routed: Any = None, options: Mapping[str, Any] | None = None) -> bool:

@@ -338,3 +338,35 @@ def test_every_public_vignette_of_these_families_has_a_converter():
 
     mine = [v for v in load_vignettes() if v["id"].split("-")[0] in ("iRECIST", "mRECIST", "CHOI")]
     assert mine and all(has_converter(v) for v in mine)
+
+
+# --- malformed data never raises out of the iRECIST / mRECIST / Choi mappers ------------------------------------
+json_values = st.recursive(st.none() | st.booleans() | st.integers() | st.text(max_size=6),
+                           lambda c: st.lists(c, max_size=3) | st.dictionaries(st.text(max_size=6), c, max_size=3),
+                           max_leaves=12)
+IMAGING_KEYS = [codes.TUMOR_SIZE, codes.NON_TARGET_RESPONSE, codes.NEW_LESION, TARGET_SUM,
+                f"{LOCAL}|viable-tumor-sum", f"{LOCAL}|mean-attenuation", f"{LOCAL}|effusion-new-or-increased",
+                f"{LOCAL}|effusion-cytology", f"{LOCAL}|intratumoral-nodule"]
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.fixed_dictionaries(
+    {"resourceType": st.sampled_from(["Observation", "BodyStructure", "MedicationRequest", "Medication"]),
+     "id": st.sampled_from(["a", "b", "c"]),
+     "code": st.sampled_from(IMAGING_KEYS).map(lambda k: concept(k)) | json_values},
+    optional={"component": json_values, "valueQuantity": json_values, "effectiveDateTime": st.sampled_from(
+        ["2024-01-08", "2024-03-04", "x"]) | json_values, "focus": json_values, "interpretation": json_values,
+        "valueCodeableConcept": json_values, "valueBoolean": json_values, "identifier": json_values,
+        "location": json_values, "medicationCodeableConcept": json_values, "medicationReference": json_values,
+        "status": json_values}), max_size=5))
+def test_malformed_resources_never_raise(resources):
+    from fhir_mappings.choi import map_choi
+    from fhir_mappings.mrecist import map_mrecist
+
+    base = solid()
+    sums(base, [50, 62])
+    record = PatientRecord(base.resources + resources)
+    on_checkpoint_inhibitor(record)
+    map_irecist(record)
+    map_mrecist(record)
+    map_choi(record)
