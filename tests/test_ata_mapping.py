@@ -467,3 +467,26 @@ def test_disease_on_another_radiology_study_counts_but_clinic_notes_do_not():
     note["code"]["text"] = "Clinic letter"
     a, _, _ = run(p)
     assert a.category == engine.EXCELLENT
+
+
+# --- hostile input ---------------------------------------------------------------------------------------------
+
+_JUNK = st.recursive(st.none() | st.booleans() | st.integers() | st.text(max_size=8) | st.just("2024-10-01"),
+                     lambda c: st.lists(c, max_size=3) | st.dictionaries(st.sampled_from(
+                         ["coding", "text", "value", "unit", "code", "system", "reference", "data", "high"]), c, max_size=3),
+                     max_leaves=8)
+_FIELDS = ["code", "valueQuantity", "valueString", "valueCodeableConcept", "component", "method", "note", "interpretation",
+           "referenceRange", "effectiveDateTime", "status", "conclusion", "presentedForm", "conclusionCode", "category",
+           "medicationCodeableConcept", "dosage", "performedDateTime", "result", "device", "statusReason"]
+
+
+@settings(max_examples=150, deadline=None)
+@given(index=st.integers(0, 30), field=st.sampled_from(_FIELDS), junk=_JUNK)
+def test_malformed_fields_never_raise(index, field, junk):
+    p = standard()
+    p.medication("2024-09-28", "Thyrogen 0.9 mg")
+    p.observation(m.TSH, D, value=1, unit="m[IU]/L")
+    p.observation(m.ATA_RISK, D, value_code=(LOCAL, "low"))
+    res = p.resources[index % len(p.resources)]
+    res[field] = junk
+    run(p)  # must not raise

@@ -385,3 +385,32 @@ def test_coded_and_narrative_agree(t, n, shape):
     a, _, _ = run(p)
     pcr = t in ("ypT0", "ypTis") and n == "ypN0"
     assert a.category == (engine.PCR if pcr else engine.NOT_PCR)
+
+
+# --- hostile input ---------------------------------------------------------------------------------------------
+
+_JUNK = st.recursive(st.none() | st.booleans() | st.integers() | st.text(max_size=8) | st.just("2024-07-02"),
+                     lambda c: st.lists(c, max_size=3) | st.dictionaries(st.sampled_from(
+                         ["coding", "text", "value", "unit", "code", "system", "reference", "data", "display"]), c,
+                         max_size=3), max_leaves=8)
+_FIELDS = ["code", "valueQuantity", "valueString", "valueCodeableConcept", "valueBoolean", "component", "method", "note",
+           "effectiveDateTime", "status", "conclusion", "presentedForm", "conclusionCode", "category", "result",
+           "performedDateTime", "statusReason"]
+
+
+@settings(max_examples=150, deadline=None)
+@given(index=st.integers(0, 30), field=st.sampled_from(_FIELDS), junk=_JUNK)
+def test_malformed_fields_never_raise(index, field, junk):
+    p = patient()
+    tnm(p, "T", "ypT1a")
+    tnm(p, "N", "ypN0")
+    rcb(p)
+    narrative(p, "ypT1a ypN0, RCB-II")
+    p.observation(m.RESIDUAL_DCIS, D, value_bool=False)
+    p.add({"resourceType": "Procedure", "id": "np", "status": "not-done", "subject": p.subject,
+           "code": {"text": "Mastectomy"}, "statusReason": {"text": "progression"}})
+    res = p.resources[index % len(p.resources)]
+    res[field] = junk
+    record = PatientRecord(p.resources)
+    m.has_post_neoadjuvant_data(record)
+    m.assess(record, AS_OF, {})  # must not raise
