@@ -39,7 +39,7 @@ from typing import Any, Iterable, Mapping
 
 from fhir_mappings import mrd as mrd_map
 from fhir_mappings.mrd import dig, items
-from fhir_mappings.labs import LabValue, lab_series, local_codes, report_text, reports
+from fhir_mappings.labs import lab_series, local_codes, report_text, reports
 from fhir_mappings.record import (
     LOCAL,
     LOINC,
@@ -54,8 +54,7 @@ from fhir_mappings.record import (
     ref_of,
 )
 from fhir_mappings.routing import RoutedCancer
-from fhir_mappings.units import AREA_MM2, COUNT_10E9_L, PERCENT, UnitError, UnitSpec, normalise
-from rules import iwcll2018 as engine
+from fhir_mappings.units import COUNT_10E9_L, PERCENT, UnitError, UnitSpec, normalise
 from rules import mrd as mrd_engine
 from rules.iwcll2018 import CllInputs, CllTimepoint, Marrow
 

@@ -36,7 +36,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import date
 from decimal import Decimal, InvalidOperation
 from typing import Any, Iterable, Mapping
 
@@ -53,7 +53,6 @@ from fhir_mappings.record import (
     parse_date,
     quantity,
     ref_of,
-    to_decimal,
 )
 from fhir_mappings.routing import RoutedCancer
 from fhir_mappings.units import PERCENT

@@ -15,11 +15,11 @@ from datetime import date, timedelta
 from decimal import Decimal
 from typing import Any
 
-from cds_service.sandbox.builders import PatientBuilder, concept
+from cds_service.sandbox.builders import PatientBuilder
 from cds_service.sandbox.vignettes import Vignette, _pid, converter
 from cds_service.sandbox.vignettes_mrd import _birth, mrd_observation
 from fhir_mappings import iwcll as c
-from fhir_mappings.record import LOCAL, LOINC, SNOMED
+from fhir_mappings.record import LOINC, SNOMED
 from rules.iwcll2018 import add_months
 
 Json = dict[str, Any]
