@@ -1,0 +1,194 @@
+"""PCWG3 vignettes -> FHIR: PSA Observations, the therapy start as a MedicationRequest, bone-scan reports.
+
+The vignette's clinical facts become what a record would carry (docs/fhir-inputs-pcwg3.md): each PSA an
+Observation in the unit the vignette states, the therapy named in ``setting`` a MedicationRequest on the
+treatment start (or on the baseline sample's date when the vignette only labels the baseline), each bone scan
+a DiagnosticReport with count Observations and a conclusion sentence.  A nadir given as a number becomes an
+earlier PSA result.  Rows dated after ``as_of`` are left out (the record did not hold them yet).
+
+The helpers at the top (values with unit suffixes, labels, therapy text) are shared with the GCIG and RANO
+converters.
+"""
+from __future__ import annotations
+
+import re
+from datetime import date, timedelta
+from typing import Any, Iterable
+
+from cds_service.sandbox.builders import PatientBuilder, concept
+from cds_service.sandbox.vignettes import Vignette, _pid, converter
+from fhir_mappings import pcwg3 as m
+
+# vignette key suffix -> UCUM unit (longest first)
+UNIT_SUFFIXES: tuple[tuple[str, str], ...] = (
+    ("ng_per_mL", "ng/mL"), ("ng_mL", "ng/mL"), ("ng_ml", "ng/mL"), ("ug_L", "ug/L"), ("ug_l", "ug/L"),
+    ("kU_L", "kU/L"), ("kIU_L", "k[IU]/L"), ("IU_mL", "[IU]/mL"), ("U_mL", "U/mL"), ("U_ml", "U/mL"),
+    ("mm2", "mm2"), ("cm2", "cm2"), ("mm3", "mm3"), ("cm3", "cm3"), ("mL", "mL"), ("ml", "mL"),
+)
+BASELINE_WORDS = ("baseline", "pretreatment", "pre-treatment", "pre treatment", "post-rt", "post-radiotherapy",
+                  "post radiotherapy")
+REPORT_SYSTEM = "http://hospital.example/radiology-procedures"
+
+
+def d(s: str) -> date:
+    return date.fromisoformat(str(s)[:10])
+
+
+def is_number(x: Any) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool)
+
+
+def value_with_unit(row: dict, units: Iterable[str], *, exclude: Iterable[str] = ()) -> tuple[Any, str | None]:
+    """The first numeric field whose name ends in a unit suffix for one of ``units``; ``value`` + ``unit`` too."""
+    wanted = set(units)
+    skip = tuple(exclude)
+    for key, raw in row.items():
+        if not is_number(raw) or any(key.lower().startswith(s) for s in skip):
+            continue
+        for suffix, unit in UNIT_SUFFIXES:
+            if unit in wanted and (key == suffix or key.endswith("_" + suffix)):
+                return raw, unit
+    if is_number(row.get("value")):
+        unit = row.get("unit") if isinstance(row.get("unit"), str) else None
+        return row["value"], unit or next(iter(units))
+    return None, None
+
+
+def is_baseline(label: Any) -> bool:
+    return isinstance(label, str) and label.strip().lower().startswith(BASELINE_WORDS)
+
+
+def days_before(label: Any) -> int | None:
+    """'pretreatment, 5 days before cycle 1' -> 5."""
+    if not isinstance(label, str):
+        return None
+    mm = re.search(r"(\d+)\s*(day|week)s?\s*(?:before|prior)", label.lower())
+    if not mm:
+        return None
+    return int(mm.group(1)) * (7 if mm.group(2) == "week" else 1)
+
+
+def in_record(rows: list[dict], as_of: str | None) -> list[dict]:
+    rows = [r for r in rows if isinstance(r, dict) and r.get("date")]
+    if as_of:
+        rows = [r for r in rows if d(r["date"]) <= d(as_of)]
+    return sorted(rows, key=lambda r: d(r["date"]))
+
+
+def drug_from(text: Any, default: str) -> str:
+    """'mCRPC on enzalutamide' -> 'enzalutamide'; 'on docetaxel + prednisone' -> 'docetaxel + prednisone'."""
+    if isinstance(text, str):
+        mm = re.search(r"\b(?:on|receiving|starting|started|treated with)\s+([A-Za-z0-9][\w\- ]*(?:\s*[+/]\s*[\w\-]+)*)",
+                       text)
+        if mm:
+            return mm.group(1).strip()
+    return default
+
+
+def add_therapy(p: PatientBuilder, cond: dict, when: date, text: str) -> dict:
+    med = p.medication(when.isoformat(), text)
+    med["reasonReference"] = [{"reference": f"Condition/{cond['id']}"}]
+    med["dosageInstruction"] = [{"text": "as per protocol",
+                                 "timing": {"repeat": {"boundsPeriod": {"start": when.isoformat()}}}}]
+    return med
+
+
+def count_obs(p: PatientBuilder, key: str, when: str, n: int, display: str) -> dict:
+    return p.observation(key, when, display=display, value=n, unit="{lesions}", category="imaging")
+
+
+# --- PCWG3 ------------------------------------------------------------------------------------------------------
+
+def _psa_rows(inp: dict) -> list[dict]:
+    rows = inp.get("psa") or inp.get("PSA") or inp.get("psa_values") or []
+    return in_record(list(rows), inp.get("as_of"))
+
+
+def _bone_rows(inp: dict) -> list[dict]:
+    rows = inp.get("bone_scans") or inp.get("bone_scan") or []
+    if isinstance(rows, dict):
+        rows = [rows]
+    return in_record(list(rows), inp.get("as_of"))
+
+
+def _baseline_date(rows: list[dict]) -> date | None:
+    labelled = [d(r["date"]) for r in rows if is_baseline(r.get("label"))]
+    if labelled:
+        return max(labelled)
+    return d(rows[0]["date"]) if rows else None
+
+
+def _bone_fields(row: dict) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, raw in row.items():
+        k = key.lower()
+        if k in ("lesion_count", "lesions", "total_lesions", "bone_lesions") and is_number(raw):
+            out["count"] = int(raw)
+        elif "new_lesion" in k and is_number(raw):
+            additional = "additional" in k or ("_vs_" in k and "baseline" not in k)
+            out["additional" if additional else "new"] = int(raw)
+        elif k == "evaluable" and raw is False:
+            out["evaluable"] = False
+    return out
+
+
+@converter("PCWG3", "PCWG3")
+def pcwg3(v: Vignette) -> PatientBuilder:
+    inp = v["inputs"]
+    p = PatientBuilder(_pid(v), gender="male", birth_date="1952-03-01")
+    psa_rows, bone_rows = _psa_rows(inp), _bone_rows(inp)
+    first = min([d(r["date"]) for r in psa_rows + bone_rows] or [date(2024, 1, 1)])
+    setting = str(inp.get("setting") or "")
+    text = "Metastatic castration-resistant prostate cancer" if "crpc" in setting.lower() else \
+        "Malignant neoplasm of prostate"
+    cond = p.condition(icd10="C61", text=text, onset=(first - timedelta(days=730)).isoformat())
+
+    if inp.get("treatment_start"):
+        start = d(inp["treatment_start"])
+    else:
+        bases = [b for b in (_baseline_date(psa_rows), _baseline_date(bone_rows)) if b is not None]
+        start = max(bases) if bases else first
+    add_therapy(p, cond, start, drug_from(setting or inp.get("treatment") or inp.get("drug"),
+                                          "systemic anticancer therapy (protocol)"))
+
+    for r in psa_rows:
+        value, unit = value_with_unit(r, ("ng/mL", "ug/L"))
+        if value is None:
+            continue
+        p.observation(m.PSA_CODES[0], r["date"], display="Prostate specific Ag [Mass/volume] in Serum or Plasma",
+                      value=value, unit=unit)
+    nadir, unit = value_with_unit({k: x for k, x in inp.items() if k.lower().startswith("nadir")}, ("ng/mL", "ug/L"))
+    if nadir is not None and psa_rows and not any(value_with_unit(r, ("ng/mL", "ug/L"))[0] == nadir for r in psa_rows):
+        # the nadir was measured on study: an earlier PSA result (on its date if given, else between the
+        # baseline and the next value)
+        base = _baseline_date(psa_rows)
+        if inp.get("nadir_date"):
+            when = d(inp["nadir_date"])
+        else:
+            later = [d(r["date"]) for r in psa_rows if d(r["date"]) > base]
+            when = base + (later[0] - base) / 2 if later else base + timedelta(days=28)
+        p.observation(m.PSA_CODES[0], when.isoformat(), display="Prostate specific Ag [Mass/volume] in Serum or Plasma",
+                      value=nadir, unit=unit)
+
+    for r in bone_rows:
+        f = _bone_fields(r)
+        results, sentences = [], []
+        if is_baseline(r.get("label")):
+            sentences.append("Baseline bone scan.")
+        if f.get("evaluable") is False:
+            sentences.append("Non-diagnostic study: not evaluable.")
+        else:
+            if "count" in f:
+                results.append(count_obs(p, m.BONE_COUNT, r["date"], f["count"], "Bone lesions seen"))
+                sentences.append(f"{f['count']} osseous lesions." if f["count"] else "No osseous metastases.")
+            if "new" in f:
+                results.append(count_obs(p, m.BONE_NEW, r["date"], f["new"], "New bone lesions vs baseline scan"))
+                sentences.append(f"{f['new'] or 'No'} new lesions compared with the baseline scan.")
+            if "additional" in f:
+                results.append(count_obs(p, m.BONE_ADDITIONAL, r["date"], f["additional"],
+                                         "New bone lesions vs first post-treatment scan"))
+                sentences.append(f"{f['additional'] or 'No'} additional new lesions compared with the first "
+                                 "post-treatment scan.")
+        rep = p.report(r["date"], results=results, conclusion=" ".join(sentences) or None)
+        rep["code"] = concept(REPORT_SYSTEM, "NMBONEWB", "NM Bone scan whole body", text="NM Bone scan whole body")
+    return p

@@ -1,0 +1,27 @@
+"""Registers PCWG3 (prostate: PSA and bone scan) with the pipeline."""
+from __future__ import annotations
+
+from datetime import date
+from typing import Any, Mapping
+
+from fhir_mappings.pcwg3 import OBSERVATION_CODES, map_pcwg3
+from fhir_mappings.pipeline import CriteriaMapper, MapperOutput, register
+from fhir_mappings.record import PatientRecord
+from fhir_mappings.routing import RoutedCancer
+from rules import pcwg3 as engine
+from rules.base import Outcome
+
+
+def _run(record: PatientRecord, routed: RoutedCancer, as_of: date, options: Mapping[str, Any]) -> MapperOutput:
+    mapping = map_pcwg3(record, routed, as_of, options)
+    if mapping.inputs is None:
+        return MapperOutput(None, mapping.missing)
+    a = engine.assess(mapping.inputs, as_of)
+    missing = tuple(a.missing)
+    if a.outcome is Outcome.NOT_EVALUABLE:  # say what the record lacks first, then what the engine lacked
+        missing = tuple(dict.fromkeys(mapping.missing + missing))
+    return MapperOutput(a, missing, mapping.notes)
+
+
+register(CriteriaMapper("PCWG3", OBSERVATION_CODES, fn=_run,
+                        needs=("Observation", "DiagnosticReport", "MedicationRequest")))
