@@ -817,6 +817,54 @@ def _mrd(record: PatientRecord, options: Mapping[str, Any]) -> list[engine.MRDRe
 # ---------------------------------------------------------------------------
 
 
+_MRD_NEG_WORDS = re.compile(r"mrd[- ]?neg\w*|mrd\s*-(?!\w)|without (?:measurable residual disease|mrd)|"
+                            r"mrd[- ]?negativity|mrd not detected", re.I)
+
+
+_WORDED = (  # longest first: the categories in words (the engine's labels and common phrasing)
+    ("complete remission with partial hematologic recovery", engine.CRH),
+    ("complete remission with incomplete hematologic recovery", engine.CRI),
+    ("complete remission with incomplete blood count recovery", engine.CRI),
+    ("complete remission with incomplete count recovery", engine.CRI),
+    ("morphologic leukemia-free state", engine.MLFS),
+    ("morphological leukemia-free state", engine.MLFS),
+    ("complete remission", engine.CR),
+    ("partial remission", engine.PR),
+)
+
+
+def category_of(text: str) -> str | None:
+    """An ELN 2022 category from recorded text: exact, or decorated ("CR (MRD unknown)", "CRh, MRD-negative",
+    "CR with MRD negativity"); None when the text names no ELN category."""
+    t = " ".join(str(text).split())
+    if not t:
+        return None
+    try:
+        return engine.normalise_category(t)
+    except ValueError:
+        pass
+    low = t.lower().replace("haemato", "hemato").replace("leukaemia", "leukemia")
+    for phrase, cat in _WORDED:
+        if low.startswith(phrase):
+            return category_of(cat + low[len(phrase):]) or cat
+    bare = re.sub(r"\([^)]*\)", " ", t)
+    mrd_neg = bool(_MRD_NEG_WORDS.search(t)) and not re.search(r"mrd[- ]?pos|mrd\+|mrd unknown|mrd not (tested|"
+                                                               r"assessed)", t, re.I)
+    candidates = [bare] + re.split(r"[,;:]| with | without | by ", bare)
+    for cand in candidates:
+        cand = cand.strip(" .-")
+        if not cand:
+            continue
+        try:
+            cat = engine.normalise_category(cand)
+        except ValueError:
+            continue
+        if mrd_neg and cat in (engine.CR, engine.CRH, engine.CRI):
+            return cat + "_MRD-"
+        return cat
+    return None
+
+
 def _prior(record: PatientRecord, routed: RoutedCancer | None, n_cancers: int) -> tuple[list[engine.PriorCategory],
                                                                                        list[str]]:
     out, notes = [], []
@@ -834,15 +882,7 @@ def _prior(record: PatientRecord, routed: RoutedCancer | None, n_cancers: int) -
         vc = _dict(obs.get("valueCodeableConcept"))
         candidates = [_ctext(vc)] + [c for _, c in _safe_codings(vc)] + _displays(vc) + \
             [obs["valueString"] if isinstance(obs.get("valueString"), str) else ""]
-        cat = None
-        for cand in candidates:
-            if not cand:
-                continue
-            try:
-                cat = engine.normalise_category(cand)
-                break
-            except ValueError:
-                continue
+        cat = next((c for c in (category_of(x) for x in candidates if x) if c), None)
         d = effective_date(obs)
         if cat is None:
             if eln_stated or about_this:

@@ -739,6 +739,40 @@ def test_converter_mrd_relapse_series(client):
     assert [h["category"] for h in ext["history"]] == ["CR_MRD-", "suspected MRD relapse", "MRD relapse"]
 
 
+@pytest.mark.parametrize("text,expected", [
+    ("CR", "CR"), ("CR (MRD unknown)", "CR"), ("CRh, MRD-negative", "CRh_MRD-"), ("CR with MRD negativity", "CR_MRD-"),
+    ("CRi (MRD+)", "CRi"), ("complete remission", "CR"), ("Complete remission with partial haematologic recovery",
+                                                         "CRh"),
+    ("morphologic leukemia-free state", "MLFS"), ("Refractory disease", "refractory"), ("very good", None),
+    ("In full remission", None),
+])
+def test_recorded_category_wording(text, expected):
+    assert m.category_of(text) == expected
+
+
+def test_converter_multi_timepoint_relapse_by_marrow(client):
+    v = {"id": "ELN-T", "inputs": {
+        "context": "intensive induction (7+3)",
+        "timepoints": [
+            {"date": "2024-03-18", "bone_marrow_blasts_pct": 2, "ANC_10e9_per_L": 1.4, "platelets_10e9_per_L": 160,
+             "peripheral_blood_blasts": "absent", "marrow_adequacy": "spicules present; 400 nucleated cells counted"},
+            {"date": "2024-10-01", "bone_marrow_blasts_pct": 9, "ANC_10e9_per_L": 1.1, "platelets_10e9_per_L": 90,
+             "peripheral_blood_blasts": "absent"}]}}
+    ext = card(client, to_patient(v))["extension"]["org.remission-cds.assessment"]
+    assert [h["category"] for h in ext["history"]] == ["CR", "hematologic relapse"]
+
+
+def test_converter_history_with_findings_and_worded_mrd(client):
+    v = {"id": "ELN-T", "inputs": {
+        "history": [{"date": "2024-03-18", "category": "CR (MRD unknown)", "bone_marrow_blasts_pct": 1,
+                     "ANC_10e9_per_L": 2.0, "platelets_10e9_per_L": 180, "peripheral_blood_blasts": "absent"}],
+        "assessment_date": "2024-06-17", "bone_marrow_blasts_pct": 1, "ANC_10e9_per_L": 2.1,
+        "platelets_10e9_per_L": 190, "peripheral_blood_blasts": "absent",
+        "MRD": "negative by MFC (LOD 0.01%)"}}
+    ext = card(client, to_patient(v))["extension"]["org.remission-cds.assessment"]
+    assert ext["category"] == "CR_MRD-"
+
+
 def test_converter_single_pb_sample_is_suspected_relapse(client):
     v = {"id": "ELN-T", "inputs": {"history": [{"date": "2024-03-18", "category": "CR"}],
                                    "peripheral_blood": [{"date": "2024-09-02", "blasts_pct": 3}]}}

@@ -333,19 +333,39 @@ def _marrow(p: PatientBuilder, when: str, blasts: Any, adequacy: Any = None, *, 
 # ---------------------------------------------------------------------------
 
 
+def _text_fraction(text: str) -> Decimal | None:
+    """'0.01%', '1e-4', '1 x 10^-4', '10^-5' -> fraction."""
+    t = text.replace("×", "x").replace("−", "-").replace(" ", "")
+    m = re.search(r"(\d+(?:\.\d+)?)%", t)
+    if m:
+        return Decimal(m.group(1)) / 100
+    m = re.search(r"(\d+(?:\.\d+)?)(?:x10\^?|e)(-\d{1,2})\b", t, re.I)
+    if m:
+        return Decimal(m.group(1)) * Decimal(10) ** int(m.group(2))
+    m = re.search(r"10\^(-\d{1,2})\b", t)
+    if m:
+        return Decimal(10) ** int(m.group(1))
+    return None
+
+
 def _frac_field(item: dict, words: tuple[str, ...]) -> Decimal | None:
-    """A level given as <word>_pct / <word>_fraction / <word>_percent (fraction returned)."""
+    """A level given as <word>_pct / <word>_percent (percent), <word>_fraction or a bare number (fraction,
+    the canonical MRD unit of criteria.md §1), or a string with % / scientific notation."""
     for key, raw in item.items():
         k = key.lower()
         if not any(w in k for w in words):
+            continue
+        if isinstance(raw, str) and _dec(raw) is None:
+            f = _text_fraction(raw)
+            if f is not None:
+                return f
             continue
         v = _dec(raw)
         if v is None:
             continue
         if k.endswith("_pct") or k.endswith("_percent") or k.endswith("%"):
             return v / 100
-        if k.endswith("_fraction") or k.endswith("_frac"):
-            return v
+        return v
     return None
 
 
@@ -353,6 +373,14 @@ def _mrd(p: PatientBuilder, raw: Any, default: date | None) -> None:
     if isinstance(raw, list):
         for item in raw:
             _mrd(p, item, default)
+        return
+    if isinstance(raw, str) and raw.strip() and default is not None and \
+            not re.search(r"not (tested|done|performed|available|assessed)|^none$|^n/?a$", raw.strip().lower()):
+        t = raw.lower()
+        method = "MFC" if re.search(r"flow|mfc|cytometr", t) else "qPCR" if "pcr" in t else \
+            "NGS" if re.search(r"ngs|sequencing", t) else ""
+        p.observation(codes.MRD, _iso(default), display="AML measurable residual disease",
+                      method={"text": method or raw}, value_string=raw.strip())
         return
     if not isinstance(raw, dict):
         return  # "not tested", "not done"
@@ -418,7 +446,9 @@ def _history(inp: dict) -> list[dict]:
             raw = [raw]
         for h in raw or ():
             if isinstance(h, dict) and _d(h.get("date")) and (h.get("category") or h.get("response")):
-                out.append({"date": _d(h["date"]), "category": str(h.get("category") or h.get("response"))})
+                findings = {k: x for k, x in h.items() if k not in ("date", "category", "response")}
+                out.append({"date": _d(h["date"]), "category": str(h.get("category") or h.get("response")),
+                            "item": findings})
     return out
 
 
@@ -440,6 +470,48 @@ def _all_dates(inp: dict) -> list[date]:
     return out
 
 
+_MARROW_BLASTS = ("bone_marrow_blasts_pct", "marrow_blasts_pct", "bm_blasts_pct")
+_LIST_KEYS_MARROW = ("bone_marrow", "bone_marrow_exams", "marrows", "timepoints", "assessments", "marrow_assessments")
+_LIST_KEYS_BLOOD = ("peripheral_blood", "blood_counts", "counts", "blood_samples")
+_MRD_KEYS = ("MRD", "mrd", "MRD_tests", "mrd_tests", "MRD_series", "mrd_series")
+
+
+def _timepoint(p: PatientBuilder, item: dict, when: date, *, bare_blasts: str | None = None,
+               with_mrd: bool = True) -> None:
+    """Write one dated set of findings; ``bare_blasts`` says what a bare ``blasts_pct`` means (marrow / blood)."""
+    iso = _iso(when)
+    blasts = next((item[k] for k in _MARROW_BLASTS if item.get(k) is not None), None)
+    if blasts is None and bare_blasts == "marrow" and item.get("blasts_pct") is not None:
+        blasts = item["blasts_pct"]
+    if blasts is None and item.get("bone_marrow_blasts_fraction") is not None:
+        frac = _dec(item["bone_marrow_blasts_fraction"])
+        blasts = frac * 100 if frac is not None else None
+    adequacy = item.get("marrow_adequacy") or item.get("bone_marrow_adequacy") or item.get("adequacy")
+    bm_when = _iso(_d(item.get("bone_marrow_date")) or when)
+    if blasts is not None or adequacy:
+        _marrow(p, bm_when, blasts, adequacy)
+    bm_text = item.get("bone_marrow")
+    if isinstance(bm_text, str) and bm_text.strip() and \
+            not re.search(r"not (performed|done|available)|^none$", bm_text.strip().lower()):
+        _marrow(p, bm_when, None, bm_text)  # the marrow described in words ("dry tap, inadequate sample")
+    _counts(p, item, _iso(_d(item.get("blood_counts_date") or item.get("counts_date")) or when))
+    pb_raw = item.get("peripheral_blood_blasts")
+    pb_pct = item.get("peripheral_blood_blasts_pct")
+    if bare_blasts == "blood":
+        pb_raw = pb_raw if pb_raw is not None else item.get("blasts", item.get("present"))
+        pb_pct = pb_pct if pb_pct is not None else item.get("blasts_pct")
+    _pb_blasts(p, pb_raw, pb_pct, iso)
+    if "extramedullary_disease" in item:
+        _emd(p, item["extramedullary_disease"], iso)
+    if item.get("after_transfusion") or item.get("recent_platelet_transfusion"):
+        p.procedure(_iso(when - timedelta(days=1)), f"{SNOMED}|180208003", "Platelet transfusion")
+    if item.get("after_gcsf") or item.get("gcsf"):
+        p.medication(_iso(when - timedelta(days=3)), "filgrastim 5 mcg/kg SC daily", status="completed")
+    if with_mrd:
+        for key in _MRD_KEYS:
+            _mrd(p, item.get(key), when)
+
+
 @converter("ELN", engine.CRITERIA)
 def eln(v: Vignette) -> PatientBuilder:
     inp = v["inputs"]
@@ -455,8 +527,8 @@ def eln(v: Vignette) -> PatientBuilder:
     dates = _all_dates(inp)
     anchor = first_therapy or d or (min(dates) if dates else date(2024, 1, 1))
     diagnosis = anchor - timedelta(days=3 if first_therapy else 35)
-    if history:
-        diagnosis = min(diagnosis, min(h["date"] for h in history) - timedelta(days=60))
+    if dates:
+        diagnosis = min(diagnosis, min(dates) - timedelta(days=60 if history else 35))
     in_remission = any(h["category"].strip().upper().startswith("CR") for h in history)
     cond = p.condition(icd10="C92.01" if in_remission else "C92.00",
                        text="Acute myeloblastic leukemia, in remission" if in_remission
@@ -464,58 +536,28 @@ def eln(v: Vignette) -> PatientBuilder:
     if pre is not None:
         _marrow(p, _iso(diagnosis), pre, None, label=" (diagnostic)")
 
+    # recorded categories (and the findings recorded with them)
     for h in history:
         p.observation(codes.DISEASE_STATUS[0], _iso(h["date"]), display="Cancer Disease Progression",
                       category="survey", method={"text": "ELN 2022 response criteria (Döhner 2022)"},
                       extra={"valueCodeableConcept": {"text": h["category"]},
                              "focus": [{"reference": f"Condition/{cond['id']}"}]})
+        if h.get("item"):
+            _timepoint(p, h["item"], h["date"])
 
-    # the assessment time point
+    # the assessment time point, then further dated samples and examinations
     if d is not None:
-        bm_when = _iso(_d(inp.get("bone_marrow_date")) or d)
-        blasts = next((inp[k] for k in ("bone_marrow_blasts_pct", "marrow_blasts_pct", "bm_blasts_pct")
-                       if inp.get(k) is not None), None)
-        if blasts is None and inp.get("bone_marrow_blasts_fraction") is not None:
-            blasts = _dec(inp["bone_marrow_blasts_fraction"]) * 100
-        adequacy = inp.get("marrow_adequacy") or inp.get("bone_marrow_adequacy")
-        if blasts is not None or adequacy:
-            _marrow(p, bm_when, blasts, adequacy)
-        counts_when = _iso(_d(inp.get("blood_counts_date") or inp.get("counts_date")) or d)
-        _counts(p, inp, counts_when)
-        _pb_blasts(p, inp.get("peripheral_blood_blasts"), inp.get("peripheral_blood_blasts_pct"), when)
-        if "extramedullary_disease" in inp:
-            _emd(p, inp["extramedullary_disease"], when)
-        if inp.get("after_transfusion") or inp.get("recent_platelet_transfusion"):
-            p.procedure(_iso(d - timedelta(days=1)), f"{SNOMED}|180208003", "Platelet transfusion")
-        if inp.get("after_gcsf") or inp.get("gcsf"):
-            p.medication(_iso(d - timedelta(days=3)), "filgrastim 5 mcg/kg SC daily", status="completed")
-
-    # further dated samples and examinations
-    bm_text = inp.get("bone_marrow")
-    if d is not None and isinstance(bm_text, str) and bm_text.strip() and \
-            not re.search(r"not (performed|done|available)|^none$", bm_text.strip().lower()):
-        _marrow(p, _iso(d), None, bm_text)  # the marrow described in words ("dry tap, inadequate sample")
-    for key in ("bone_marrow", "bone_marrow_exams", "marrows"):
+        _timepoint(p, inp, d, with_mrd=False)
+    for key in _LIST_KEYS_MARROW + _LIST_KEYS_BLOOD:
         raw = inp.get(key)
-        for bm in ([raw] if isinstance(raw, dict) else raw if isinstance(raw, list) else ()):
-            if isinstance(bm, dict) and _d(bm.get("date")):
-                bl = next((bm[k] for k in ("blasts_pct", "bone_marrow_blasts_pct") if bm.get(k) is not None), None)
-                _marrow(p, bm["date"], bl, bm.get("adequacy") or bm.get("marrow_adequacy"))
-                _counts(p, bm, bm["date"])
-    for key in ("peripheral_blood", "blood_counts", "counts"):
-        for s in inp.get(key) or ():
-            if not isinstance(s, dict) or not _d(s.get("date")):
-                continue
-            pb_raw = s.get("blasts", s.get("present", s.get("peripheral_blood_blasts")))
-            pb_pct = s.get("blasts_pct", s.get("peripheral_blood_blasts_pct"))
-            if pb_raw is not None or pb_pct is not None:
-                _pb_blasts(p, pb_raw, pb_pct, s["date"])
-            _counts(p, s, s["date"])
+        for item in ([raw] if isinstance(raw, dict) else raw if isinstance(raw, list) else ()):
+            if isinstance(item, dict) and _d(item.get("date")):
+                _timepoint(p, item, _d(item["date"]), bare_blasts="blood" if key in _LIST_KEYS_BLOOD else "marrow")
     for key in ("extramedullary", "emd"):
         for e in inp.get(key) or ():
             if isinstance(e, dict):
                 _emd(p, e, e.get("date", when))
-    for key in ("MRD", "mrd", "MRD_tests", "mrd_tests", "MRD_series", "mrd_series"):
+    for key in _MRD_KEYS:
         _mrd(p, inp.get(key), d)
 
     death = _d(inp.get("death_date") or inp.get("date_of_death"))
