@@ -573,6 +573,24 @@ _CODED_RESULTS = {"negative": ImagingResult.NEGATIVE, "non-specific": ImagingRes
                   "functional-disease": ImagingResult.DISEASE}
 
 
+_SNOMED_NO_ABNORMALITY = {f"{SNOMED}|281900007", f"{SNOMED}|260385009"}  # No abnormality detected; Negative
+
+
+def _coded_conclusion(rep: Resource) -> ImagingResult | None:
+    """A coded ``conclusionCode``: project codes, or SNOMED no-abnormality / negative (other codes: read as text)."""
+    found = []
+    for cc in items(rep.get("conclusionCode")):
+        for k in concept_keys(cc):
+            system, code = k.split("|", 1)
+            if system == LOCAL and code.lower() in _CODED_RESULTS:
+                found.append(_CODED_RESULTS[code.lower()])
+            elif k in _SNOMED_NO_ABNORMALITY:
+                found.append(ImagingResult.NEGATIVE)
+    order = (ImagingResult.DISEASE, ImagingResult.FAINT_THYROID_BED_UPTAKE, ImagingResult.NONSPECIFIC,
+             ImagingResult.NEGATIVE)
+    return next((r for r in order if r in found), None)
+
+
 def _imaging(ctx: _Ctx) -> list[ImagingFinding]:
     record, out = ctx.record, []
     for key, modality in IMAGING_CODES.items():
@@ -606,8 +624,8 @@ def _imaging(ctx: _Ctx) -> list[ImagingFinding]:
         modality = modality_of(title) or modality_of(full[:160])
         if modality is None and not cats & _IMAGING_CATEGORIES:
             continue  # not an imaging study (cheap test first: a record may hold hundreds of reports)
-        impression = impression_of(full) if full else " ".join(concept_text(c) for c in items(rep.get("conclusionCode")))
-        result = classify_imaging(impression) if impression.strip() else None
+        impression = impression_of(full) if full else ""
+        result = _coded_conclusion(rep) or (classify_imaging(impression) if impression.strip() else None)
         if modality is None:
             if result is ImagingResult.DISEASE and cats & _IMAGING_CATEGORIES:
                 modality = ImagingModality.CROSS_SECTIONAL  # e.g. a chest radiograph showing lung metastases

@@ -490,3 +490,18 @@ def test_malformed_fields_never_raise(index, field, junk):
     res = p.resources[index % len(p.resources)]
     res[field] = junk
     run(p)  # must not raise
+
+
+@pytest.mark.parametrize("coding,expected", [
+    ((LOCAL, "disease"), engine.STRUCTURAL_INCOMPLETE),
+    ((LOCAL, "non-specific"), engine.INDETERMINATE),
+    ((SNOMED, "281900007"), engine.EXCELLENT),
+])
+def test_coded_conclusion_on_the_imaging_report(coding, expected):
+    p = patient()
+    tg(p, "0.1", context="suppressed")
+    tgab_neg(p)
+    rep = neck_us(p, "See images.")
+    rep["conclusionCode"] = [concept(*coding)]
+    a, _, _ = run(p)
+    assert a.category == expected
