@@ -37,6 +37,7 @@ from fhir_mappings.imaging_series import (
     keys_with_local,
     non_target_word,
     numeric_observations,
+    organ_of,
     reported_values,
     statuses,
     timepoint_dates,
@@ -69,7 +70,7 @@ def _select(lesions: list[Lesion], baseline: date) -> list[Lesion]:
     ranked = sorted(lesions, key=lambda les: -(_size(les.readings[baseline]) or 0))
     chosen, per_organ = [], {}
     for les in ranked:
-        organ = "lymph nodes" if les.nodal else (les.organ or "unspecified").strip().lower()
+        organ = "lymph nodes" if les.nodal else (organ_of(les.organ) or f"unknown:{les.lesion_id}")
         if len(chosen) >= MAX_TARGETS or per_organ.get(organ, 0) >= MAX_PER_ORGAN:
             continue
         chosen.append(les)

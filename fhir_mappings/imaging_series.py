@@ -11,6 +11,7 @@ Codes with no standard equivalent live in the project's code system (``fhir_mapp
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
@@ -133,7 +134,8 @@ def read_tumor_size(record: PatientRecord, obs: Resource, nodal: bool,
                     extras: Mapping[str, tuple[tuple[str, ...], UnitSpec]]) -> Reading:
     """Diameters, extra components and flags of one TumorSize Observation (unit problems become issues)."""
     notes = " ".join(n.get("text", "") for n in obs.get("note") or () if isinstance(n, dict)).lower()
-    too_small = "too small to measure" in notes or any(codes.TOO_SMALL in concept_keys(i) for i in _interpretations(obs))
+    too_small = "too small to measure" in notes or any(codes.TOO_SMALL in concept_keys(i)
+                                                        for i in _interpretations(obs))
     longest = None
     for comp in _components(obs, (codes.LONGEST_DIMENSION,)):
         if codes.TOO_SMALL in concept_keys(comp.get("valueCodeableConcept")):
@@ -166,6 +168,28 @@ def read_tumor_size(record: PatientRecord, obs: Resource, nodal: bool,
         text = comp.get("valueString") if isinstance(comp.get("valueString"), str) else None
         category = (keys[0].split("|", 1)[1] if keys else None) or concept_text(vc) or text
     return Reading(diameter, longest, short, too_small, ref_of(obs), extra, category, _increased(obs))
+
+
+ORGAN_WORDS = (
+    ("lymph nodes", ("lymph node", "nodal", "node")), ("liver", ("liver", "hepatic", "segment")),
+    ("lungs", ("lung", "pulmonary")), ("bone", ("bone", "vertebra", "rib", "pelvis", "femur", "sacrum")),
+    ("adrenal glands", ("adrenal",)), ("kidneys", ("kidney", "renal")), ("brain", ("brain", "cerebral")),
+    ("peritoneum", ("peritone", "omentum", "omental")), ("pleura", ("pleura",)), ("spleen", ("spleen", "splenic")),
+    ("pancreas", ("pancrea",)), ("stomach", ("stomach", "gastric")), ("skin", ("skin", "subcutaneous")),
+)
+
+
+def organ_of(site: str | None) -> str | None:
+    """The organ a lesion site names, for the per-organ limits ("liver segment 7" and "right hepatic lobe" are one
+    organ, paired organs are one organ, all lymph nodes are one organ); unknown sites are kept as written."""
+    if not site:
+        return None
+    t = site.strip().lower()
+    for organ, words in ORGAN_WORDS:
+        if any(w in t for w in words):
+            return organ
+    parts = [w for w in re.split(r"[\s,;]+", t) if w not in ("right", "left", "bilateral", "upper", "lower", "the")]
+    return parts[0] if parts else t
 
 
 ROLE_VALUES = {"target": "target", "non-target": "non-target", "nontarget": "non-target", "non target": "non-target",

@@ -30,6 +30,7 @@ from fhir_mappings.imaging_series import (
     collect_lesions,
     derived_non_target,
     non_target_word,
+    organ_of,
     reported_values,
     statuses,
     timepoint_dates,
@@ -144,7 +145,8 @@ def _matches(record: PatientRecord, res: Resource, words: tuple[str, ...], keys:
     return False
 
 
-def on_checkpoint_inhibitor(record: PatientRecord, routed: Any = None, options: Mapping[str, Any] | None = None) -> bool:
+def on_checkpoint_inhibitor(record: PatientRecord, routed: Any = None,
+                            options: Mapping[str, Any] | None = None) -> bool:
     """iRECIST applies: the record holds a checkpoint-inhibitor medication (see :func:`checkpoint_inhibitor_orders`)."""
     return bool(checkpoint_inhibitor_orders(record, options))
 
@@ -258,7 +260,7 @@ def _new_lesions(d: date, baseline: date, new: list[Lesion], status: Status | No
         r = les.readings.get(d)
         category = next((les.readings[x].category for x in sorted(les.readings) if les.readings[x].category), None)
         out.append(engine.NewLesion(
-            lesion_id=les.lesion_id, size_mm=r.diameter_mm if r else None, site=les.organ, nodal=les.nodal,
+            lesion_id=les.lesion_id, size_mm=r.diameter_mm if r else None, site=organ_of(les.organ), nodal=les.nodal,
             category=category, increased=bool(r and r.increased), ref=r.ref if r else None))
     if not out and status is not None:
         v = status.value.strip().lower()

@@ -31,6 +31,7 @@ from fhir_mappings.imaging_series import (
     derived_non_target,
     keys_with_local,
     non_target_word,
+    organ_of,
     reported_values,
     statuses,
     timepoint_dates,
@@ -158,9 +159,10 @@ def map_mrecist(record: PatientRecord, options: Mapping[str, Any] | None = None)
 def _target(les: Lesion, d: date) -> engine.HccTarget:
     r = les.readings.get(d)
     if r is None:
-        return engine.HccTarget(les.lesion_id, None, None, site=les.organ, nodal=les.nodal, porta_hepatis=_porta(les))
+        return engine.HccTarget(les.lesion_id, None, None, site=organ_of(les.organ), nodal=les.nodal,
+                                porta_hepatis=_porta(les))
     return engine.HccTarget(les.lesion_id, _viable(les, r), r.longest_mm if not les.nodal else r.diameter_mm,
-                            site=les.organ, nodal=les.nodal, porta_hepatis=_porta(les), ref=r.ref)
+                            site=organ_of(les.organ), nodal=les.nodal, porta_hepatis=_porta(les), ref=r.ref)
 
 
 def _new(d: date, baseline: date, new: list[Lesion], status) -> tuple[bool, tuple[engine.NewNode, ...]]:

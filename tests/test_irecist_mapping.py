@@ -315,9 +315,11 @@ SHAPES = [
         _tp("2024-01-08", target_lesions=[{"id": "T1", "site": "liver", "ld_mm": 30},
                                           {"id": "N1", "site": "mediastinal lymph node", "type": "nodal",
                                            "short_axis_mm": 20}], non_target="none", new_lesions=[]),
-        _tp("2024-03-04", target_lesions=[{"id": "T1", "ld_mm": 28}, {"id": "N1", "type": "nodal", "short_axis_mm": 18}],
+        _tp("2024-03-04", target_lesions=[{"id": "T1", "ld_mm": 28},
+                                          {"id": "N1", "type": "nodal", "short_axis_mm": 18}],
             non_target="none", new_lesions=[{"id": "NL1", "site": "lung", "ld_mm": 8, "category": "NLNT"}]),
-        _tp("2024-04-15", target_lesions=[{"id": "T1", "ld_mm": 27}, {"id": "N1", "type": "nodal", "short_axis_mm": 17}],
+        _tp("2024-04-15", target_lesions=[{"id": "T1", "ld_mm": 27},
+                                          {"id": "N1", "type": "nodal", "short_axis_mm": 17}],
             non_target="none", new_lesions=[{"id": "NL1", "site": "lung", "ld_mm": 9, "category": "NLNT",
                                              "increased": True}])]}, ["iUPD", "iCPD"]),
 ]

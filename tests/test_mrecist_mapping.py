@@ -212,3 +212,15 @@ def test_converter_reads_every_shape(client, title, inputs, expected):
 
     body = client.post(HOOK, json=to_patient({"id": "mRECIST-99", "inputs": inputs}).hook_request()).get_json()
     assert [c for c in assessment_cards(body) if c["criteria"] == "mRECIST (HCC)"][0]["category"] == expected
+
+
+def test_liver_segments_are_one_organ_for_the_two_per_organ_rule():
+    p = hcc()
+    for lid, seg, (b, f) in (("A", "liver segment 7", (40, 20)), ("B", "right hepatic lobe", (30, 15)),
+                             ("C", "liver segment 2", (20, 40))):
+        body = p.lesion(lid, seg)
+        target(p, body, day(0), b + 5, b)
+        target(p, body, day(56), f + 5, f)
+    a = run(p)[0]["mRECIST"].assessment
+    assert a.values["baseline_viable_sum_mm"] == 70 and a.category == "PR"  # C is left out: 2 per organ
+    assert any("C exceeds the target limits" in n for n in a.notes)
