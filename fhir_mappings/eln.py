@@ -140,12 +140,14 @@ OBSERVATION_CODES: tuple[str, ...] = (
 # Units
 # ---------------------------------------------------------------------------
 
-# Blood counts: UCUM plus the caret spellings labs send (codes.md §4) that UCUM parsing still converts exactly;
-# 10*3/L stays rejected with its fix message (criteria.md §1). Other non-UCUM strings (K/uL is accepted by the
-# shared spec) are rejected with an issue rather than guessed.
-COUNT = COUNT_10E9_L.with_extra(("10^9/L", "10^3/uL", "{cells}/uL"))
-# Percentages: % or a decimal fraction with unit 1 (codes.md §4); no unit = %
-PCT = UnitSpec("a percentage", "%", ("1",), unitless_ok=True)
+# Blood counts: UCUM plus the non-UCUM spellings labs send (codes.md §4), each read as the UCUM unit it means;
+# 10*3/L stays rejected with its fix message (criteria.md §1); any other unit is rejected with an issue.
+_COUNT_SPELLINGS = {"10^9/L": "10*9/L", "x10E9/L": "10*9/L", "10^3/uL": "10*3/uL", "x10E3/uL": "10*3/uL",
+                    "thou/uL": "10*3/uL", "cells/uL": "/uL", "{cells}/uL": "/uL"}
+COUNT = UnitSpec(COUNT_10E9_L.name, COUNT_10E9_L.canonical, COUNT_10E9_L.accepted + tuple(_COUNT_SPELLINGS),
+                 COUNT_10E9_L.rejected, COUNT_10E9_L.unitless_ok, same_as={**COUNT_10E9_L.same_as, **_COUNT_SPELLINGS})
+# Percentages: % or a decimal fraction with unit 1 / {fraction} (codes.md §4: x100); no unit = %
+PCT = UnitSpec("a percentage", "%", ("1", "{fraction}"), unitless_ok=True, same_as={"{fraction}": "1"})
 
 MARROW_LINK_DAYS = 3   # adequacy findings and reports within 3 days belong to the same marrow examination [I]
 COURSE_GROUP_DAYS = 10  # therapy records within 10 days of a course's first record are that course [I]

@@ -114,6 +114,8 @@ def card(client, p: PatientBuilder) -> dict:
     ("0.7", "10^9/L", "62", "10^3/uL"),
     ("0.7", "K/uL", "62000", "{cells}/uL"),
     ("700", "/mm3", "62", "10*6/mL"),
+    ("0.7", "x10E3/uL", "62", "thou/uL"),
+    ("700", "cells/uL", "62", "x10E9/L"),
 ])
 def test_count_unit_variants_give_the_same_category_and_values(anc, anc_unit, plt, plt_unit):
     r = result(standard(anc, plt, anc_unit=anc_unit, plt_unit=plt_unit))
@@ -140,9 +142,10 @@ def test_unknown_count_unit_is_an_issue():
     assert r.assessment.category == "MLFS"
 
 
-def test_blast_fraction_with_unit_1_is_a_percentage():
+@pytest.mark.parametrize("unit", ["1", "{fraction}"])
+def test_blast_fraction_is_a_percentage(unit):
     p = standard(blasts=None)
-    p.observation(m.BM_BLASTS, D, value=Decimal("0.03"), unit="1")
+    p.observation(m.BM_BLASTS, D, value=Decimal("0.03"), unit=unit)
     assert result(p).assessment.values["bone_marrow_blasts_pct"] == Decimal(3)
 
 
