@@ -476,9 +476,9 @@ def _tgab_series(ctx: _Ctx) -> list[TgAbValue]:
             continue
         value, comp, ok = (None, None, True)
         if obs.get("valueQuantity") is not None or re.match(r"\s*[<>≤≥]?\s*\d", obs.get("valueString") or ""):
-            value, comp, ok = _number(record, obs, TGAB_IU_ML, "TgAb", unit)
-            if not ok:
-                continue
+            value, comp, ok = _number(record, obs, TGAB_IU_ML, "TgAb value", unit)
+            if not ok and _tgab_positive(obs) is None:
+                continue  # the issue says why; nothing else on the result to go by
         positive = _tgab_positive(obs)
         url = None
         for rr in items(obs.get("referenceRange")):

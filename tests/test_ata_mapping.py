@@ -110,7 +110,7 @@ def test_tgab_wrong_unit_is_an_issue(unit):
     neck_us(p)
     a, _, record = run(p)
     assert a.category == engine.NOT_EVALUABLE
-    assert any(i.what == "TgAb skipped" for i in record.issues)
+    assert any(i.what == "TgAb value skipped" for i in record.issues)
 
 
 def test_molar_tg_needs_a_configured_molar_mass():
@@ -505,3 +505,15 @@ def test_coded_conclusion_on_the_imaging_report(coding, expected):
     rep["conclusionCode"] = [concept(*coding)]
     a, _, _ = run(p)
     assert a.category == expected
+
+
+def test_tgab_with_a_wrong_unit_still_gives_the_labs_interpretation():
+    p = patient()
+    tg(p, "0.1", context="suppressed")
+    obs = p.observation(m.TGAB, D, value=Decimal("0.9"), unit="ng/mL")
+    obs["interpretation"] = [concept(INTERP, "N")]
+    neck_us(p)
+    a, _, record = run(p)
+    assert a.category == engine.EXCELLENT
+    assert "TgAb_IU_mL" not in a.values  # the value itself is never converted
+    assert any(i.what == "TgAb value skipped" for i in record.issues)
