@@ -94,8 +94,14 @@ def _organ(obs: Resource, body: Resource | None) -> str | None:
 
 def _dimension(obs: Resource, nodal: bool, record: PatientRecord) -> tuple[Decimal | None, bool]:
     """(diameter in mm, too_small) of one TumorSize; (None, False) when not measured."""
-    notes = " ".join(n.get("text", "") for n in obs.get("note") or () if isinstance(n, dict)).lower()
-    too_small = "too small to measure" in notes or bool(concept_keys(obs.get("interpretation")) & {codes.TOO_SMALL})
+    note = obs.get("note")
+    notes = " ".join(str(n.get("text", "")) for n in (note if isinstance(note, list) else ())
+                     if isinstance(n, dict)).lower()
+    interp = obs.get("interpretation")
+    interp_keys: set[str] = set()
+    for concept in interp if isinstance(interp, list) else [interp]:  # R4: a list of CodeableConcept
+        interp_keys |= concept_keys(concept)
+    too_small = "too small to measure" in notes or codes.TOO_SMALL in interp_keys
 
     def value_of(comp: dict) -> Decimal | None:
         nonlocal too_small
