@@ -705,6 +705,11 @@ BASE = {"assessment_date": "2024-03-18", "context": "day 28 after cycle 1 of int
       "context": "at landmark"}, "refractory"),
     ({"bone_marrow_blasts_pct": 2, "ANC": {"value": 1000, "unit": "/uL"},
       "platelets": {"value": 100000, "unit": "/uL"}}, "CR"),
+    ({"bone_marrow_blasts_pct": 2, "ANC_per_µL": 1000, "platelets_per_µL": 100000}, "CR"),
+    ({"bone_marrow_blasts_pct": 12, "ANC_10e9_per_L": 1.2, "platelets_10e9_per_L": 110,
+      "pretreatment_bone_marrow_blasts_pct": None, "baseline_bone_marrow_blasts_fraction": 0.6}, "PR"),
+    ({"assessment_date": None, "bone_marrow_blasts_pct": 2, "ANC_10e9_per_L": 1.5, "platelets_10e9_per_L": 150,
+      "context": None}, "CR"),
 ])
 def test_converter_handles_vignette_variants(client, extra, expected):
     v = {"id": "ELN-T", "inputs": {**BASE, **extra}}

@@ -182,7 +182,7 @@ def _intensive_course(p: PatientBuilder, start: date, ctx: str) -> None:
 def _count_fields(item: dict, stem: re.Pattern) -> tuple[Any, str] | None:
     """(value, UCUM unit) of an ANC / platelet field in any of the vignette spellings."""
     for key, raw in item.items():
-        k = key.lower()
+        k = key.lower().replace("µ", "u").replace("μ", "u").replace("^", "e").replace("*", "e")
         if not stem.match(k):
             continue
         if isinstance(raw, dict) and "value" in raw:
@@ -517,13 +517,20 @@ def eln(v: Vignette) -> PatientBuilder:
     inp = v["inputs"]
     p = PatientBuilder(_pid(v))
     d = _d(inp.get("assessment_date") or inp.get("date"))
+    if d is None and any(k in inp for k in _MARROW_BLASTS + ("peripheral_blood_blasts", "marrow_adequacy")):
+        d = date(2024, 3, 18)  # findings without a date: any fixed date (the card's date is not checked then)
     when = _iso(d) if d else None
     history = _history(inp)
     first_therapy = _therapy(p, inp, d)
 
     # diagnosis and the pretreatment (diagnostic) marrow
-    pre = next((inp[k] for k in ("pretreatment_bone_marrow_blasts_pct", "baseline_bone_marrow_blasts_pct",
-                                 "diagnostic_bone_marrow_blasts_pct") if inp.get(k) is not None), None)
+    pre = None
+    for k, val in inp.items():
+        kl = k.lower()
+        if kl.startswith(("pretreatment", "pre_treatment", "baseline", "diagnostic")) and "blast" in kl \
+                and _dec(val) is not None:
+            pre = _dec(val) * 100 if kl.endswith("_fraction") else _dec(val)
+            break
     dates = _all_dates(inp)
     anchor = first_therapy or d or (min(dates) if dates else date(2024, 1, 1))
     diagnosis = anchor - timedelta(days=3 if first_therapy else 35)
