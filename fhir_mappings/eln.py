@@ -43,7 +43,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import date
 from decimal import Decimal
 from typing import Any, Iterable, Mapping
 
@@ -62,7 +62,6 @@ from fhir_mappings.record import (
     parse_date,
     quantity,
     ref_of,
-    to_decimal,
 )
 from fhir_mappings.routing import RoutedCancer, classify, route
 from fhir_mappings.units import COUNT_10E9_L, UnitError, UnitSpec, normalise

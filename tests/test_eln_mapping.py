@@ -16,7 +16,6 @@ from hypothesis import strategies as st
 
 from cds_service.sandbox.builders import PatientBuilder, concept, qty
 from cds_service.sandbox.vignettes import to_patient
-from conftest import assessment_cards
 from fhir_mappings import eln as m
 from fhir_mappings.pipeline import assess_record
 from fhir_mappings.record import ICD10CM, LOCAL, LOINC, SNOMED, PatientRecord
