@@ -48,7 +48,7 @@ from fhir_mappings.record import (
     quantity,
     ref_of,
 )
-from fhir_mappings.report_text import Stated, extract, items, report_texts
+from fhir_mappings.report_text import Stated, extract, items, report_texts, stated_in_record
 from fhir_mappings.units import UnitError, UnitSpec, normalise
 from rules import breast as engine
 from rules.base import Assessment, Evidence, fmt
@@ -191,9 +191,7 @@ class _Reader:
     # --- T / N ---------------------------------------------------------------------------------------------
     def y_context_dates(self) -> set[date]:
         out = set()
-        for o in self.record.of_type("Observation"):
-            if not any(k.startswith(CAP + "|") for k in concept_keys(o.get("code"))):
-                continue
+        for o in self.record.with_system(CAP, "Observation"):
             text = concept_text(o.get("code")) + " " + " ".join(_texts(o))
             if _Y_CONTEXT.search(text) or _ONLY_DCIS.search(text):
                 d = self.when(o)
@@ -401,11 +399,8 @@ def has_post_neoadjuvant_data(record: PatientRecord, options: Mapping[str, Any] 
     for proc in record.of_type("Procedure"):
         if proc.get("status") == "not-done" and _BREAST_SURGERY.search(concept_text(proc.get("code"))):
             return True
-    for rep in record.of_type("DiagnosticReport"):
-        text = report_texts(rep)
-        if _YP_HINT.search(text) and any(
-                s.kind in ("ypT", "ypN", "rcb_class", "rcb_index") for s in extract(text)):
-            return True
+    if stated_in_record(record, ("ypT", "ypN", "rcb_class", "rcb_index")):
+        return True
     return False
 
 

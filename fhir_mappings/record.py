@@ -147,6 +147,8 @@ class PatientRecord:
     def __init__(self, resources: Iterable[Resource], patient_id: str | None = None) -> None:
         self.patient_id = patient_id
         self.issues: list[MappingIssue] = []
+        # per-call memo for derived views several mappers share (report statements, resources by code system)
+        self.memo: dict[Any, Any] = {}
         self._by_type: dict[str, list[Resource]] = defaultdict(list)
         self._by_ref: dict[str, Resource] = {}
         # Index by the bare code string only: a prefetch holds thousands of resources a criterion never asks for,
@@ -219,6 +221,21 @@ class PatientRecord:
                 if (rtype is None or res.get("resourceType") == rtype) and k in concept_keys(res.get("code")):
                     out[id(res)] = res
         return sorted(out.values(), key=lambda r: (effective_date(r) or date.min, ref_of(r) or ""))
+
+    def with_system(self, system: str, rtype: str) -> list[Resource]:
+        """Resources of ``rtype`` whose ``code`` has a coding in ``system`` (computed once per record)."""
+        key = ("with_system", system, rtype)
+        if key not in self.memo:
+            wanted = {system} | {alias for alias, canon in SYSTEM_ALIASES.items() if canon == system}
+            out = []
+            for r in self.of_type(rtype):
+                code = r.get("code")
+                coding = code.get("coding") if isinstance(code, dict) else None
+                if isinstance(coding, list) and any(isinstance(c, dict) and c.get("system") in wanted
+                                                    for c in coding):
+                    out.append(r)
+            self.memo[key] = out
+        return self.memo[key]
 
     def issue(self, res: Resource | None, what: str, why: str) -> None:
         self.issues.append(MappingIssue(ref_of(res) if res else None, what, why))

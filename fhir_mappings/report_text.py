@@ -378,13 +378,23 @@ def stated_in_record(record: PatientRecord, kinds: Iterable[str] | None = None, 
 
     Reports without a date are skipped (a stated category needs a date to be placed on the timeline)."""
     wanted = set(kinds) if kinds is not None else None
+    if reports is None:
+        # every report's text is read once per record, whichever mappers and cards ask
+        if "stated_all" not in record.memo:
+            record.memo["stated_all"] = _stated(record.of_type("DiagnosticReport"))
+        everything = record.memo["stated_all"]
+    else:
+        everything = _stated(reports)
+    return [x for x in everything if wanted is None or x[2].kind in wanted]
+
+
+def _stated(reports: Iterable[Resource]) -> list[tuple[date, str | None, Stated]]:
     out: list[tuple[date, str | None, Stated]] = []
-    for rep in (reports if reports is not None else record.of_type("DiagnosticReport")):
+    for rep in reports:
         d = effective_date(rep)
         if d is None:
             continue
         for s in extract(report_texts(rep)):
-            if wanted is None or s.kind in wanted:
-                out.append((d, ref_of(rep), s))
+            out.append((d, ref_of(rep), s))
     out.sort(key=lambda x: (x[0], x[1] or "", x[2].start))
     return out

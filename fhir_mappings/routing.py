@@ -95,6 +95,29 @@ def _icd_match(code: str) -> CancerType | None:
 
 def classify(condition: Resource) -> tuple[CancerType, str] | None:
     """The cancer type of one Condition, and what it was matched by; None for a non-cancer Condition."""
+    code = condition.get("code") if isinstance(condition.get("code"), dict) else {}
+    coding = code.get("coding") if isinstance(code.get("coding"), list) else []
+    key = (tuple((c.get("system"), c.get("code"), c.get("display")) if isinstance(c, dict) else None
+                 for c in coding), code.get("text") if isinstance(code.get("text"), str) else None)
+    try:
+        return _classify_cached(key, condition)
+    except TypeError:  # an unhashable value in the coding: classify without the cache
+        return _classify(condition)
+
+
+_CLASSIFY_CACHE: dict = {}
+
+
+def _classify_cached(key, condition: Resource) -> tuple[CancerType, str] | None:
+    hash(key)
+    if key not in _CLASSIFY_CACHE:
+        if len(_CLASSIFY_CACHE) > 4096:
+            _CLASSIFY_CACHE.clear()
+        _CLASSIFY_CACHE[key] = _classify(condition)
+    return _CLASSIFY_CACHE[key]
+
+
+def _classify(condition: Resource) -> tuple[CancerType, str] | None:
     pairs = list(codings(condition.get("code")))
     for system, code in pairs:
         if system in (ICD10CM, ICD10) or re.fullmatch(r"[CD]\d{2}(\.[0-9A-Z]{1,4})?", code.upper()):

@@ -14,6 +14,14 @@ def load_vignettes() -> list[dict]:
     return json.loads(VIGNETTES.read_text(encoding="utf-8"))
 
 
+@pytest.fixture(autouse=True)
+def validate_suggestions(monkeypatch):
+    """Every suggestion any test produces is validated against FHIR R4 (R4B models) as it is built."""
+    import cds_service.remission as remission
+
+    monkeypatch.setattr(remission, "VALIDATE_SUGGESTIONS", True)
+
+
 @pytest.fixture()
 def settings_dict(tmp_path):
     return {"feedback_database_url": f"sqlite:///{tmp_path}/feedback.sqlite3"}
