@@ -20,8 +20,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import date, timedelta
-from decimal import Decimal
+from datetime import date
 from typing import Any, Iterable, Mapping
 
 from fhir_mappings.labs import lab_series, local_codes, report_text
@@ -145,7 +144,8 @@ def _start_end(res: Resource) -> tuple[date | None, date | None]:
         end = end or parse_date(period.get("end"))
     start = start or parse_date(res.get("effectiveDateTime")) or parse_date(res.get("authoredOn")) \
         or parse_date(res.get("dateAsserted"))
-    if res.get("resourceType") == "MedicationAdministration" and end is None and isinstance(res.get("effectiveDateTime"), str):
+    if res.get("resourceType") == "MedicationAdministration" and end is None \
+            and isinstance(res.get("effectiveDateTime"), str):
         end = start
     return start, end
 
@@ -261,7 +261,8 @@ _COUNT_STATED_RE = re.compile(r"(?:lesion count|number of (?:bone |osseous |skel
 _NO_DISEASE_RE = re.compile(r"\bno (?:scintigraphic |scintigraphical )?(?:evidence of )?(?:osseous|bone|bony|skeletal) "
                             r"(?:metasta|lesion|disease)", re.I)
 _NOT_EVALUABLE_RE = re.compile(r"non-?diagnostic|not evaluable|non-?evaluable|unevaluable|uninterpretable|"
-                               r"technically (?:inadequate|limited)|could not be (?:assessed|evaluated|interpreted)", re.I)
+                               r"technically (?:inadequate|limited)|"
+                               r"could not be (?:assessed|evaluated|interpreted)", re.I)
 _BASELINE_RE = re.compile(r"\bbaseline\b", re.I)
 _COMPARISON_BEFORE = re.compile(r"(compar\w*|from|since|vs\.?|versus|than|relative to|over|with|to)\s+(the\s+)?$", re.I)
 

@@ -42,7 +42,7 @@ from decimal import Decimal
 from typing import Any, Iterable, Mapping
 
 from fhir_mappings import codes
-from fhir_mappings.labs import coded_series, lab_series, local_codes, report_text
+from fhir_mappings.labs import lab_series, local_codes, report_text
 from fhir_mappings.pcwg3 import (
     MedEntry,
     displays,
@@ -124,7 +124,8 @@ SPD_TEXT = re.compile(r"(?:\bSPD\b|sum of (?:the )?products(?: of (?:the )?(?:pe
 OUTSIDE_FIELD = re.compile(r"outside (?:of )?the (?:radiation|radiotherapy|rt|treatment) (?:field|volume|port)|"
                            r"out-of-field|outside (?:the )?(?:high[- ]dose )?(?:radiation )?field", re.I)
 NEGATED_DETERIORATION = re.compile(r"\bno\b[^.]{0,30}deteriorat|not tumou?r[- ]related|non-tumou?r|unrelated|"
-                                   r"other cause|due to (?!tumou?r|progress|disease)|radiation necrosis|not due to (?:the )?tumou?r",
+                                   r"other cause|due to (?!tumou?r|progress|disease)|radiation necrosis|"
+                                   r"not due to (?:the )?tumou?r",
                                    re.I)
 DETERIORATION = re.compile(r"deteriorat|worse|declin|progressive (?:neurolog|symptom)", re.I)
 
@@ -374,7 +375,8 @@ def _deterioration(obs: Resource) -> bool | None:
         if not obs["valueBoolean"]:
             return False
         return not NEGATED_DETERIORATION.search(text)
-    if keys & {STABLE, IMPROVED} or word in ("stable", "improved", "no-deterioration", "no-tumour-related-deterioration",
+    if keys & {STABLE, IMPROVED} or word in ("stable", "improved", "no-deterioration",
+                                              "no-tumour-related-deterioration",
                                               "no-tumor-related-deterioration", "deterioration-not-tumour-related",
                                               "deterioration-not-tumor-related"):
         return False
@@ -627,7 +629,8 @@ def map_rano(record: PatientRecord, routed: RoutedCancer | None, as_of: date,
     newly = setting.startswith("new") or (not recurrent and bool(re.search(r"newly[- ]diagnosed|new diagnosis",
                                                                             cond_text)))
     onset = routed.onset if routed else None
-    if not newly and not recurrent and rt_start is not None and onset is not None and 0 <= (rt_start - onset).days <= 183:
+    if not newly and not recurrent and rt_start is not None and onset is not None \
+            and 0 <= (rt_start - onset).days <= 183:
         newly = True
     idh = _idh_mutant(record, flags, cond_text)
     mr_eligible = bool(idh) or bool(re.search(r"non-?enhancing|low[- ]grade|grade (?:2|ii)\b|oligodendroglioma",
@@ -669,7 +672,7 @@ def map_rano(record: PatientRecord, routed: RoutedCancer | None, as_of: date,
             clinical_deterioration=s.clinical[1] if s.clinical else None,
             evaluable=s.evaluable, ref=s.spd_ref or (s.refs[0] if s.refs else None), label=s.label))
 
-    # baseline ----------------------------------------------------------------------------------------------------------
+    # baseline ------------------------------------------------------------------------------------------------
     labelled = any(s.label for s in eng_scans)
     by_start = start is not None and not newly and any(s.date <= start for s in eng_scans)
     by_rt = newly and rt_end is not None

@@ -232,6 +232,20 @@ SHAPES = [
                                                              "progression_date": "2024-06-04"}},
     {"id": "GCIG-99", "inputs": {"ULN_U_mL": 35, "as_of": "2024-01-30", "ca125": _BASE},
      "expected": {"category": "CA-125 response (unconfirmed)"}},
+    {'id': 'GCIG-81',
+     'inputs': {'uln': 35,
+                'days_since_paracentesis': 10,
+                'ca125': [{'date': '2024-01-02', 'value': 400, 'label': 'pretreatment'},
+                          {'date': '2024-01-23', 'value': 180},
+                          {'date': '2024-02-20', 'value': 150}]},
+     'expected': {'category': 'not evaluable for CA-125 response'}},
+    {'id': 'GCIG-83',
+     'inputs': {'ULN_U_mL': 35,
+                'ca125': [{'date': '2024-01-02', 'U_mL': 400, 'label': 'pretreatment'},
+                          {'date': '2024-03-05', 'U_mL': 100, 'label': 'nadir'},
+                          {'date': '2024-06-04', 'U_mL': 210},
+                          {'date': '2024-06-14', 'U_mL': 230}]},
+     'expected': {'category': 'CA-125 progression', 'progression_date': '2024-06-04'}},
 ]
 
 

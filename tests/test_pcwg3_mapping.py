@@ -238,7 +238,8 @@ SHAPES = [
         {"date": "2024-04-12", "label": "week 14", "new_lesions_vs_baseline": 2,
          "additional_new_lesions_vs_week8": 0}]}, "expected": {"category": "non-PD (bone)"}},
     {"id": "PCWG3-93", "inputs": {"setting": "mCRPC on docetaxel", "psa": [
-        {"date": "2024-01-05", "ug_L": 20.0}, {"date": "2024-04-01", "ug_L": 9.8}, {"date": "2024-04-26", "ug_L": 8.5}]},
+        {"date": "2024-01-05", "ug_L": 20.0}, {"date": "2024-04-01", "ug_L": 9.8},
+        {"date": "2024-04-26", "ug_L": 8.5}]},
      "expected": {"category": "PSA response (>=50% decline, confirmed)", "pct_change_from_baseline": -51.0}},
     {"id": "PCWG3-94", "inputs": {"setting": "mCRPC on enzalutamide", "nadir_ng_mL": 4.0, "psa": [
         {"date": "2024-01-05", "ng_mL": 20.0, "label": "baseline"}, {"date": "2024-07-05", "ng_mL": 5.2}]},
@@ -250,6 +251,22 @@ SHAPES = [
         {"date": "2024-01-05", "ng_mL": 20.0, "label": "baseline"}, {"date": "2024-04-05", "ng_mL": 4.0},
         {"date": "2024-07-05", "ng_mL": 50}]},
      "expected": {"category": "PSA response (>=50% decline, unconfirmed)"}},
+    {'id': 'PCWG3-81',
+     'inputs': {'setting': 'mCRPC on enzalutamide',
+                'start_date': '2024-01-05',
+                'psa': [{'date': '2024-01-01', 'value': 10, 'unit': 'ng/mL'},
+                        {'date': '2024-02-15', 'value': 14},
+                        {'date': '2024-04-15', 'value': 13.5},
+                        {'date': '2024-05-10', 'value': 14}]},
+     'expected': {'category': 'PSA progression'}},
+    {'id': 'PCWG3-82',
+     'inputs': {'setting': 'mCRPC on abiraterone',
+                'psa': [{'date': '2024-01-05', 'PSA_ng_mL': 20, 'label': 'baseline'},
+                        {'date': '2024-04-01', 'PSA_ng_mL': 9.8},
+                        {'date': '2024-04-26', 'PSA_ng_mL': 8.5}],
+                'bone_scans': [{'date': '2024-01-02', 'label': 'baseline', 'lesion_count': 4},
+                               {'date': '2024-03-29', 'new_lesions': 0}]},
+     'expected': {'category': 'PSA response (>=50% decline, confirmed)'}},
 ]
 
 

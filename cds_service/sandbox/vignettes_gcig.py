@@ -23,6 +23,7 @@ from cds_service.sandbox.vignettes_pcwg3 import (
     in_record,
     is_baseline,
     is_number,
+    start_date,
     value_with_unit,
 )
 from fhir_mappings import gcig as m
@@ -96,21 +97,21 @@ def gcig(v: Vignette) -> PatientBuilder:
     p = PatientBuilder(_pid(v), gender="female", birth_date="1958-05-01")
     rows = in_record(list(inp.get("ca125") or inp.get("CA125") or inp.get("ca_125") or []), inp.get("as_of"))
     first = d(rows[0]["date"]) if rows else date(2024, 1, 1)
-    cond = p.condition(icd10="C56.9", text="Malignant neoplasm of ovary", onset=(first - timedelta(days=30)).isoformat())
+    cond = p.condition(icd10="C56.9", text="Malignant neoplasm of ovary",
+                       onset=(first - timedelta(days=30)).isoformat())
     pre = _pretreatment(rows)
     pre_date = d(pre["date"]) if pre else None
 
-    if inp.get("treatment_start"):
-        start = d(inp["treatment_start"])
-    elif pre is not None:
-        start = pre_date + timedelta(days=days_before(pre.get("label")) or 0)
-    else:
-        start = first
+    start = start_date(inp)
+    if start is None:  # the pretreatment sample's date, plus "N days before cycle 1" from its label
+        start = pre_date + timedelta(days=days_before(pre.get("label")) or 0) if pre is not None else first
     add_therapy(p, cond, start, drug_from(inp.get("setting") or inp.get("treatment"), "carboplatin and paclitaxel"))
 
-    uln, uln_unit = value_with_unit({k: x for k, x in inp.items() if k.lower().startswith("uln")}, CA125_UNITS)
-    if uln is None and is_number(inp.get("ULN")):
-        uln, uln_unit = inp["ULN"], "U/mL"
+    uln_fields = {k: x for k, x in inp.items() if k.lower().startswith("uln") or k.lower().endswith("_uln")}
+    uln, uln_unit = value_with_unit(uln_fields, CA125_UNITS)
+    if uln is None:  # "ULN": 35 without a unit suffix: the CA-125 unit
+        uln = next((x for x in uln_fields.values() if is_number(x)), None)
+        uln_unit = "U/mL"
     for r in rows:
         value, unit = value_with_unit(r, CA125_UNITS)
         if value is None:

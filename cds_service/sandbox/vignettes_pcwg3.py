@@ -75,11 +75,27 @@ def in_record(rows: list[dict], as_of: str | None) -> list[dict]:
     return sorted(rows, key=lambda r: d(r["date"]))
 
 
+def start_date(inp: dict) -> date | None:
+    """The treatment start the vignette states: ``treatment_start`` or any other date field naming a start / cycle 1
+    (radiotherapy dates excluded)."""
+    if isinstance(inp.get("treatment_start"), str):
+        return d(inp["treatment_start"])
+    for key, raw in inp.items():
+        k = key.lower()
+        if not isinstance(raw, str) or not re.match(r"\d{4}-\d{2}-\d{2}", raw):
+            continue
+        if re.search(r"(^|_)(rt|radiotherapy|radiation|chemoradiation|crt)(_|$)", k):
+            continue
+        if "start" in k or "cycle_1" in k or "cycle1" in k or "c1d1" in k:
+            return d(raw)
+    return None
+
+
 def drug_from(text: Any, default: str) -> str:
     """'mCRPC on enzalutamide' -> 'enzalutamide'; 'on docetaxel + prednisone' -> 'docetaxel + prednisone'."""
     if isinstance(text, str):
-        mm = re.search(r"\b(?:on|receiving|starting|started|treated with)\s+([A-Za-z0-9][\w\- ]*(?:\s*[+/]\s*[\w\-]+)*)",
-                       text)
+        mm = re.search(r"\b(?:on|receiving|starting|started|treated with)\s+"
+                       r"([A-Za-z0-9][\w\- ]*(?:\s*[+/]\s*[\w\-]+)*)", text)
         if mm:
             return mm.group(1).strip()
     return default
@@ -127,7 +143,7 @@ def _bone_fields(row: dict) -> dict[str, Any]:
         elif "new_lesion" in k and is_number(raw):
             additional = "additional" in k or ("_vs_" in k and "baseline" not in k)
             out["additional" if additional else "new"] = int(raw)
-        elif k == "evaluable" and raw is False:
+        elif (k == "evaluable" and raw is False) or (k in ("not_evaluable", "non_diagnostic") and raw is True):
             out["evaluable"] = False
     return out
 
@@ -143,9 +159,8 @@ def pcwg3(v: Vignette) -> PatientBuilder:
         "Malignant neoplasm of prostate"
     cond = p.condition(icd10="C61", text=text, onset=(first - timedelta(days=730)).isoformat())
 
-    if inp.get("treatment_start"):
-        start = d(inp["treatment_start"])
-    else:
+    start = start_date(inp)
+    if start is None:
         bases = [b for b in (_baseline_date(psa_rows), _baseline_date(bone_rows)) if b is not None]
         start = max(bases) if bases else first
     add_therapy(p, cond, start, drug_from(setting or inp.get("treatment") or inp.get("drug"),

@@ -25,6 +25,7 @@ from cds_service.sandbox.vignettes_pcwg3 import (
     drug_from,
     is_baseline,
     is_number,
+    start_date,
     value_with_unit,
 )
 from fhir_mappings import codes
@@ -58,6 +59,22 @@ def steroid_text(text: Any) -> tuple[Decimal | None, Decimal | None]:
     if mm:
         return None, _dec(mm.group(1))
     return None, None
+
+
+def _steroid_field(row: dict, *, baseline: bool) -> Any:
+    """'steroids', 'steroid_dose_mg_day', 'dexamethasone_mg_day' ...; baseline=True: 'baseline_steroid_dose' ..."""
+    for key, raw in row.items():
+        k = key.lower()
+        if ("steroid" in k or "dexa" in k) and k.startswith("baseline") == baseline and raw is not None:
+            return raw
+    return None
+
+
+def _clinical_field(row: dict) -> Any:
+    for key, raw in row.items():
+        if key.lower().startswith("clinical") and raw is not None:
+            return raw
+    return None
 
 
 def _steroid_drug(*texts: Any) -> str:
@@ -162,6 +179,13 @@ def rano(v: Vignette) -> PatientBuilder:
     rows: list[tuple[dict, str | None]] = []
     if isinstance(inp.get("baseline"), dict):
         rows.append((inp["baseline"], "baseline"))
+    elif isinstance(inp.get("baseline_date") or inp.get("baseline"), str):  # baseline given as top-level fields
+        row: dict[str, Any] = {"date": inp.get("baseline_date") or inp["baseline"]}
+        for k, x in inp.items():
+            kl = k.lower()
+            if is_number(x) and "baseline" in kl and not any(w in kl for w in ("steroid", "dexa")):
+                row[kl.replace("baseline_", "").replace("_baseline", "")] = x
+        rows.append((row, "baseline"))
     for r in inp.get("scans") or []:
         rows.append((r, "baseline" if is_baseline(r.get("label")) else None))
     if isinstance(inp.get("scan"), dict):
@@ -198,8 +222,8 @@ def rano(v: Vignette) -> PatientBuilder:
         proc = p.procedure(rt_end.isoformat(), f"{SNOMED}|1217123003", "Radiotherapy course of treatment")
         del proc["performedDateTime"]
         proc["performedPeriod"] = {"start": rt_start.isoformat(), "end": rt_end.isoformat()}
-    if inp.get("treatment_start"):
-        add_therapy(p, cond, d(inp["treatment_start"]),
+    if start_date(inp) is not None:
+        add_therapy(p, cond, start_date(inp),
                     drug_from(inp.get("treatment") or inp.get("drug") or inp.get("setting"),
                               "systemic anticancer therapy (protocol)"))
 
@@ -215,21 +239,22 @@ def rano(v: Vignette) -> PatientBuilder:
         p.observation(m.CONFIRM_PROGRESSION, first.isoformat(), value_bool=True, category="survey")
 
     # steroid doses at each scan
-    top_base, top_cur = steroid_text(inp.get("steroids"))
-    bsd = inp.get("baseline_steroid_dose", inp.get("baseline_steroid_dose_mg_day"))
+    top_text = _steroid_field(inp, baseline=False)
+    top_base, top_cur = steroid_text(top_text)
+    bsd = _steroid_field(inp, baseline=True)
     if bsd is not None:
         b2, c2 = steroid_text(bsd)
         top_base = c2 if c2 is not None else b2
     doses: list[tuple[date, Decimal]] = []
     for r, lab in rows:
-        rb, rc = steroid_text(r.get("steroids"))
+        rb, rc = steroid_text(_steroid_field(r, baseline=False))
         dose = rc if rc is not None else (top_base if lab else top_cur)
         if dose is not None:
             doses.append((d(r["date"]), dose))
     if not doses and top_cur is not None and rows:
         doses.append((d(rows[-1][0]["date"]), top_cur))
-    drug = _steroid_drug(inp.get("steroids"), bsd)
-    reason = _reason(inp.get("steroids"))
+    drug = _steroid_drug(top_text, bsd, *(_steroid_field(r, baseline=False) for r, _ in rows))
+    reason = _reason(top_text)
     segments: list[tuple[date, Decimal]] = []
     prev_scan: date | None = None
     for when, dose in doses:
@@ -245,7 +270,7 @@ def rano(v: Vignette) -> PatientBuilder:
                        reason if i == len(segments) - 1 and len(segments) > 1 else None)
 
     # MRI reports
-    top_new = inp.get("new_lesions", inp.get("new_measurable_lesion"))
+    top_new = inp.get("new_lesions", inp.get("new_measurable_lesion", inp.get("new_lesion")))
     for r, lab in rows:
         when = r["date"]
         results, sentences = [], []
@@ -301,7 +326,9 @@ def rano(v: Vignette) -> PatientBuilder:
                 nmp = inp.get("non_measurable_progression")
             if nmp:
                 results.append(p.observation(m.NON_MEASURABLE, when, value_code="progression", category="imaging"))
-            clinical = r.get("clinical") if "clinical" in r else (inp.get("clinical") if r is last_row else None)
+            clinical = _clinical_field(r)
+            if clinical is None and r is last_row:
+                clinical = _clinical_field(inp)
             if clinical is not None:
                 value, note = _clinical_value(clinical)
                 results.append(p.observation(m.CLINICAL_STATUS, when, category="exam", note=note,
