@@ -248,7 +248,8 @@ _MASS = {"mg": Decimal(1), "g": Decimal(1000), "ug": Decimal("0.001"), "mcg": De
          "milligram": Decimal(1), "milligrams": Decimal(1)}
 
 
-def _per_day_from_text(text: str) -> Decimal | None:
+def per_day_from_text(text: str) -> Decimal | None:
+    """Administrations per day named in dosage text (BID = 2, q8h = 3, daily = 1 ...), None when not stated."""
     for rx, n in _FREQ:
         if rx.search(text):
             return Decimal(n)
@@ -269,7 +270,7 @@ def _per_day(timing: Any) -> Decimal | None:
         return Decimal(freq)
     code_text = concept_text(timing.get("code")) + " " + " ".join(
         k.split("|", 1)[1] for k in concept_keys(timing.get("code")))
-    return _per_day_from_text(code_text) if code_text.strip() else None
+    return per_day_from_text(code_text) if code_text.strip() else None
 
 
 def _steroid_of(entry: MedEntry) -> tuple[str, Decimal] | None:
@@ -297,7 +298,7 @@ def daily_dose_mg(res: Resource, fallback_text: str = "") -> Decimal | None:
             if mm:
                 dose = Decimal(mm.group(1)) * _MASS.get(mm.group(2).lower(), Decimal(1))
         if per_day is None and text:
-            per_day = _per_day_from_text(text)
+            per_day = per_day_from_text(text)
         if dose is None and isinstance(ds.get("dose"), dict):  # MedicationAdministration.dosage.dose
             v, unit, _ = quantity(ds["dose"])
             if v is not None and (unit or "mg") in _MASS:
@@ -307,7 +308,7 @@ def daily_dose_mg(res: Resource, fallback_text: str = "") -> Decimal | None:
         total = (total or Decimal(0)) + dose * per_day
     if total is None and fallback_text:
         mm = _DOSE.search(fallback_text)
-        per_day = _per_day_from_text(fallback_text)
+        per_day = per_day_from_text(fallback_text)
         if mm and per_day is not None:
             total = Decimal(mm.group(1)) * _MASS.get(mm.group(2).lower(), Decimal(1)) * per_day
     return total

@@ -505,3 +505,16 @@ def test_property_malformed_resources_never_break_the_mapping(resource):
     a, _, record = run(p)
     assert a is not None
     assert not any(i.what.startswith("RANO") for i in record.issues)
+
+
+@pytest.mark.parametrize("text,base,cur", [
+    ("dexamethasone increased 2 -> 8 mg/day for radiation necrosis symptoms", "2", "8"),
+    ("stable dexamethasone 2 mg/day", "2", "2"), ("dexamethasone 2 mg/day", None, "2"), ("off steroids", None, "0"),
+    ("4 mg/day, reduced from 8 mg/day", "8", "4"), ("8 mg at baseline, now 4 mg", "8", "4"),
+    ("dexamethasone increased from 2 to 8 mg/day", "2", "8"), ("dexamethasone 4 mg twice daily", None, "8"),
+    (6, None, "6"), ("tapered off (2 mg at baseline)", "2", "0")])
+def test_converter_reads_steroid_wording(text, base, cur):
+    from cds_service.sandbox.vignettes_rano import steroid_text
+
+    got = steroid_text(text)
+    assert got == (None if base is None else Decimal(base), Decimal(cur))

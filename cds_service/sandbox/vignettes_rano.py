@@ -41,17 +41,36 @@ def _dec(x: Any) -> Decimal:
 
 
 def steroid_text(text: Any) -> tuple[Decimal | None, Decimal | None]:
-    """(baseline dose, current dose) stated in free text: 'dexamethasone increased 2 -> 8 mg/day', 'stable
-    dexamethasone 2 mg/day', 'off steroids', 4."""
+    """(baseline dose, current dose) in mg/day stated in free text: 'dexamethasone increased 2 -> 8 mg/day',
+    'stable dexamethasone 2 mg/day', '4 mg twice daily', 'off steroids', 4."""
     if text is None or isinstance(text, bool):
         return None, None
     if is_number(text):
         return None, _dec(text)
-    t = str(text).lower()
+    base, cur = _steroid_doses(str(text).lower())
+    per_day = m.per_day_from_text(str(text)) or Decimal(1)  # "4 mg twice daily" = 8 mg/day
+    return (None if base is None else base * per_day), (None if cur is None else cur * per_day)
+
+
+def _steroid_doses(t: str) -> tuple[Decimal | None, Decimal | None]:
     mm = re.search(r"(\d+(?:\.\d+)?)\s*(?:mg(?:/d(?:ay)?)?\s*)?(?:->|→|to)\s*(\d+(?:\.\d+)?)", t)
     if mm:
         return _dec(mm.group(1)), _dec(mm.group(2))
-    if re.search(r"\bno (?:cortico)?steroids?\b|\boff (?:cortico)?steroids?|\bnone\b|^no$|tapered off|discontinued", t):
+    # "4 mg/day, reduced from 8 mg/day", "8 mg at baseline, now 4 mg", "baseline dose 2 mg; currently 6 mg"
+    base_m = re.search(r"(?:\bfrom|\bbaseline(?: dose)?(?: of| was|:|=)?)\s*(\d+(?:\.\d+)?)", t) or \
+        re.search(r"(\d+(?:\.\d+)?)\s*mg(?:/d(?:ay)?)?\s*(?:at|before|pre-?)\s*baseline", t)
+    off = re.search(r"\bno (?:cortico)?steroids?\b|\boff (?:cortico)?steroids?|\bnone\b|^no$|tapered off|"
+                    r"discontinued|stopped", t)
+    if base_m:
+        base = _dec(base_m.group(1))
+        if off:
+            return base, Decimal(0)
+        cur_m = re.search(r"(?:\bnow|\bcurrently|\bcurrent(?: dose)?(?: of|:|=)?)\s*(\d+(?:\.\d+)?)", t)
+        if cur_m:
+            return base, _dec(cur_m.group(1))
+        others = [x for x in re.finditer(r"(\d+(?:\.\d+)?)\s*mg", t) if x.start(1) != base_m.start(1)]
+        return base, (_dec(others[0].group(1)) if others else base)
+    if off:
         return None, Decimal(0)
     mm = re.search(r"(\d+(?:\.\d+)?)\s*mg", t)
     if mm and re.search(r"stable|unchanged|same|constant|continued", t):
