@@ -10,6 +10,7 @@ import re
 import time
 from dataclasses import dataclass, field
 from datetime import date, timedelta
+from functools import lru_cache
 from typing import Any
 
 from cds_service.config import Settings
@@ -27,11 +28,35 @@ REPORT_CATEGORIES = (
 REQUIRED_KEYS = ("conditions", "observations")
 
 
+def _lab_codes(schedules: dict[str, Any], extra: dict[str, dict[str, list[str]]]) -> tuple[str, ...]:
+    """Codes of the surveillance "lab" items (CEA, Tg, PSA...): Observations the surveillance card reads as done."""
+    out: dict[str, None] = {}
+    for key, ct in (schedules.get("cancer_types") or {}).items():
+        for item in ct.get("items") or ():
+            if item.get("kind") == "lab":
+                out.update(dict.fromkeys(item.get("codes") or ()))
+                out.update(dict.fromkeys((extra.get(key) or {}).get(item.get("id"), ())))
+    return tuple(out)
+
+
+@lru_cache(maxsize=1)
+def _default_lab_codes() -> tuple[str, ...]:
+    from rules.surveillance import load_default_schedules
+
+    return _lab_codes(load_default_schedules(), {})
+
+
 def templates(settings: Settings, today: date) -> dict[str, str]:
     """Prefetch templates for the assessment service (CDS Hooks 2.0 query subset only)."""
     since = (today - timedelta(days=settings.lookback_days)).isoformat()
     local = {name: tuple(code for code, _ in codes) for name, codes in settings.local_codes().items()}
-    obs_codes = ",".join(observation_codes(local))
+    surveillance_labs = _default_lab_codes()
+    if settings.surveillance or settings.surveillance_done_codes:
+        from rules.surveillance import load_default_schedules
+
+        surveillance_labs = _lab_codes(settings.surveillance_schedules() or load_default_schedules(),
+                                       settings.surveillance_done_codes)
+    obs_codes = ",".join(dict.fromkeys([*observation_codes(local), *surveillance_labs]))
     pid = "{{context.patientId}}"
     return {
         "patient": f"Patient/{pid}",
@@ -97,6 +122,25 @@ def _entries(value: Any) -> tuple[list[dict], bool]:
     return [value], False
 
 
+def _of_patient(resources: list[dict], patient_id: Any) -> list[dict]:
+    """Drop resources whose subject/patient is another patient.
+
+    A FHIR server may ignore a search parameter it does not support (sekmet-fhir 0.1.1 has none for
+    BodyStructure, so ``BodyStructure?patient=X`` returns every patient's); one patient's card must never read
+    another patient's data.
+    """
+    if not isinstance(patient_id, str) or not patient_id:
+        return resources
+    out = []
+    for r in resources:
+        ref = r.get("subject") or r.get("patient")
+        ref = ref.get("reference") if isinstance(ref, dict) else None
+        if isinstance(ref, str) and "Patient/" in ref and ref.split("/_history/")[0].rsplit("/", 1)[-1] != patient_id:
+            continue
+        out.append(r)
+    return out
+
+
 def resolve(request: dict[str, Any], settings: Settings, today: date) -> Resolved:
     tmpl = templates(settings, today)
     prefetch = request.get("prefetch") or {}
@@ -133,7 +177,7 @@ def resolve(request: dict[str, Any], settings: Settings, today: date) -> Resolve
                             if isinstance(l, dict) and l.get("relation") == "next"), None)
                 if nxt:
                     try:
-                        res.resources.extend(server.fetch(nxt))
+                        res.resources.extend(_of_patient(server.fetch(nxt), context.get("patientId")))
                     except FetchError as exc:
                         res.unavailable[key] = f"later pages could not be fetched: {exc}"
             continue
@@ -145,7 +189,7 @@ def resolve(request: dict[str, Any], settings: Settings, today: date) -> Resolve
             res.unavailable[key] = "the prefetch template could not be filled from the context"
             continue
         try:
-            res.resources.extend(server.fetch(query))
+            res.resources.extend(_of_patient(server.fetch(query), context.get("patientId")))
             res.fetched.append(key)
         except FetchError as exc:
             res.unavailable[key] = str(exc)
