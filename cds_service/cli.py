@@ -1,4 +1,4 @@
-"""The ``remission-cds`` command: serve, evaluate, vignettes (more subcommands are added by later features)."""
+"""The ``remission-cds`` command: serve, evaluate, vignettes, check-config, show-config, sandbox."""
 from __future__ import annotations
 
 import argparse
@@ -185,6 +185,9 @@ def build_parser() -> argparse.ArgumentParser:
     c.set_defaults(func=cmd_check_config)
     sc = sub.add_parser("show-config", help="print the effective configuration (file + environment), secrets masked")
     sc.set_defaults(func=cmd_show_config)
+    from cds_service.sandbox.cli import add_sandbox_parser
+
+    add_sandbox_parser(sub)
     return p
 
 
