@@ -345,9 +345,10 @@ def _is_bone_scan_report(rep: Resource) -> bool:
 
 
 def bone_scans(record: PatientRecord, options: Mapping[str, Any] | None = None) -> list[engine.BoneScan]:
-    keys = {"new": [BONE_NEW] + [k for k, _ in local_codes(options, "bone_scan_new_lesions")],
-            "additional": [BONE_ADDITIONAL] + [k for k, _ in local_codes(options, "bone_scan_additional_new_lesions")],
-            "count": [BONE_COUNT] + [k for k, _ in local_codes(options, "bone_scan_lesion_count")]}
+    keys = {"new": [BONE_NEW] + [k for k, _ in local_codes(options, input_name="bone_scan_new_lesions")],
+            "additional": [BONE_ADDITIONAL] + [k for k, _ in local_codes(
+                options, input_name="bone_scan_additional_new_lesions")],
+            "count": [BONE_COUNT] + [k for k, _ in local_codes(options, input_name="bone_scan_lesion_count")]}
     report_of = _report_of(record)
     scans: dict[date, dict[str, Any]] = {}
 

@@ -425,16 +425,21 @@ def _radiotherapy_end(record: PatientRecord, as_of: date) -> tuple[date | None, 
     return (best[0], best[1], best[2]) if best else (None, None, None)
 
 
+def _latest_word(record: PatientRecord, key: str, options: Mapping[str, Any] | None, *, input_name: str) -> str | None:
+    out = None
+    for obs in record.with_codes([key] + [k for k, _ in local_codes(options, input_name)], "Observation"):
+        out = _value_word(obs) or out
+    return out
+
+
 def _flags(record: PatientRecord, options: Mapping[str, Any] | None) -> dict[str, str]:
     """Latest value of the patient-level flags (setting, IDH, volumetric, confirm progression)."""
-    out: dict[str, str] = {}
-    for key, name in ((SETTING, "glioma_disease_setting"), (IDH_STATUS, "idh_status"), (VOLUMETRIC, "rano_volumetric"),
-                      (CONFIRM_PROGRESSION, "rano_confirm_progression")):
-        for obs in record.with_codes([key] + [k for k, _ in local_codes(options, name)], "Observation"):
-            w = _value_word(obs)
-            if w:
-                out[key] = w
-    return out
+    found = {SETTING: _latest_word(record, SETTING, options, input_name="glioma_disease_setting"),
+             IDH_STATUS: _latest_word(record, IDH_STATUS, options, input_name="idh_status"),
+             VOLUMETRIC: _latest_word(record, VOLUMETRIC, options, input_name="rano_volumetric"),
+             CONFIRM_PROGRESSION: _latest_word(record, CONFIRM_PROGRESSION, options,
+                                               input_name="rano_confirm_progression")}
+    return {k: v for k, v in found.items() if v}
 
 
 def _idh_mutant(record: PatientRecord, flags: dict[str, str], cond_text: str) -> bool | None:
@@ -540,9 +545,9 @@ def map_rano(record: PatientRecord, routed: RoutedCancer | None, as_of: date,
         s.lesion_products[key] = longest * other
 
     # status observations -----------------------------------------------------------------------------------------
-    def statuses(keys: Iterable[str], name: str) -> list[tuple[date, Resource, str | None]]:
+    def statuses(keys: Iterable[str], *, input_name: str) -> list[tuple[date, Resource, str | None]]:
         out = []
-        for obs in record.with_codes(list(keys) + [k for k, _ in local_codes(options, name)], "Observation"):
+        for obs in record.with_codes(list(keys) + [k for k, _ in local_codes(options, input_name)], "Observation"):
             d = when_of(obs)
             if d is None:
                 record.issue(obs, "RANO finding skipped", "no date")
@@ -550,19 +555,19 @@ def map_rano(record: PatientRecord, routed: RoutedCancer | None, as_of: date,
             out.append((d, obs, _value_word(obs)))
         return out
 
-    for d, obs, w in statuses([NEW_LESION, codes.NEW_LESION], "rano_new_lesion"):
+    for d, obs, w in statuses([NEW_LESION, codes.NEW_LESION], input_name="rano_new_lesion"):
         s = slot(d, obs)
         if w in ("yes", "true", "present", "new", "y"):
             s.new_lesion = True
             if OUTSIDE_FIELD.search(_notes_text(obs)) or concept_text(obs.get("bodySite")) and \
                     OUTSIDE_FIELD.search(concept_text(obs.get("bodySite"))):
                 s.new_outside_field = True
-    for d, obs, w in statuses([NEW_OUTSIDE_FIELD], "rano_new_lesion_outside_rt_field"):
+    for d, obs, w in statuses([NEW_OUTSIDE_FIELD], input_name="rano_new_lesion_outside_rt_field"):
         if w in ("yes", "true", "y"):
             s = slot(d, obs)
             s.new_lesion = True
             s.new_outside_field = True
-    for d, obs, w in statuses([NON_MEASURABLE, codes.NON_TARGET_RESPONSE], "rano_non_measurable_disease"):
+    for d, obs, w in statuses([NON_MEASURABLE, codes.NON_TARGET_RESPONSE], input_name="rano_non_measurable_disease"):
         s = slot(d, obs)
         if w in ("progression", "pd", "progressed", "unequivocal-progression", "yes"):
             s.non_measurable = "progression"
@@ -570,10 +575,10 @@ def map_rano(record: PatientRecord, routed: RoutedCancer | None, as_of: date,
             s.non_measurable = s.non_measurable if s.non_measurable == "present" else "absent"
         elif w:
             s.non_measurable = s.non_measurable or "present"
-    for d, obs, w in statuses([SCAN_EVALUABLE], "rano_scan_evaluable"):
+    for d, obs, w in statuses([SCAN_EVALUABLE], input_name="rano_scan_evaluable"):
         if w in ("no", "false", "not-evaluable", "ne"):
             slot(d, obs).evaluable = False
-    for d, obs, w in statuses([BASELINE_SCAN], "rano_baseline_scan"):
+    for d, obs, w in statuses([BASELINE_SCAN], input_name="rano_baseline_scan"):
         if w in ("yes", "true", "baseline"):
             slot(d, obs).label = "baseline"
 
@@ -605,7 +610,7 @@ def map_rano(record: PatientRecord, routed: RoutedCancer | None, as_of: date,
                                   "TumorSize with two diameters)",))
 
     # clinical status -> nearest scan within 28 days ------------------------------------------------------------
-    for d, obs, _w in statuses([CLINICAL_STATUS, CLINICAL_DETERIORATION], "rano_clinical_status"):
+    for d, obs, _w in statuses([CLINICAL_STATUS, CLINICAL_DETERIORATION], input_name="rano_clinical_status"):
         det = _deterioration(obs)
         if det is None:
             continue

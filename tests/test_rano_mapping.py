@@ -518,3 +518,18 @@ def test_converter_reads_steroid_wording(text, base, cur):
 
     got = steroid_text(text)
     assert got == (None if base is None else Decimal(base), Decimal(cur))
+
+
+def test_local_code_for_a_status_input_and_config_check_knows_the_names():
+    from fhir_mappings.inputs import known_inputs
+
+    p = patient()
+    mri(p, "2024-01-08", 600, conclusion="Baseline MRI.")
+    mri(p, "2024-03-04", 620)
+    p.observation("http://hospital.example/neuro|NEURO-STATUS", "2024-03-04", value_bool=True, category="exam")
+    assert run(p)[0].category == engine.SD
+    opts = {"local_codes": {"rano_clinical_status": ["http://hospital.example/neuro|NEURO-STATUS"]}}
+    assert run(p, opts)[0].category == engine.PD
+    known_inputs.cache_clear()
+    assert {"rano_spd", "rano_clinical_status", "idh_status", "psa", "ca125", "bone_scan_new_lesions",
+            "mouse_antibody_exposure"} <= set(known_inputs())
