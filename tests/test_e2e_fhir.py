@@ -42,8 +42,9 @@ def _start(data_dir: Path, tokens: list[str] | None) -> LocalFhirServer:
     try:
         return LocalFhirServer(data_dir, tokens=tokens).start()
     except FhirServerError as exc:
-        pytest.fail(f"the local FHIR server (sekmet-fhir in .venv-fhir) could not be installed or started: {exc}",
-                    pytrace=False)
+        problem = str(exc)
+    pytest.fail(f"the local FHIR server (sekmet-fhir in .venv-fhir) could not be installed or started: {problem}",
+                pytrace=False)
 
 
 @pytest.fixture(scope="session")
@@ -335,3 +336,29 @@ def test_sandbox_up_cli(tmp_path):
     for url in (f"http://127.0.0.1:{port}/healthz", f"{fhir_base}/metadata"):
         with pytest.raises(requests.ConnectionError):
             requests.get(url, timeout=5)
+
+
+# --- the FHIR server's own virtual environment ---------------------------------------------------------------
+
+def test_fhir_venv_is_reused_without_pip(fhir, monkeypatch):
+    """Installed once (by the session fixture); later calls only read the stamp."""
+    from cds_service.sandbox import fhir_server
+
+    def no_subprocess(*a, **k):
+        raise AssertionError("ensure_fhir_venv ran a command although the venv is installed")
+
+    monkeypatch.setattr(fhir_server.subprocess, "run", no_subprocess)
+    started = time.monotonic()
+    python = fhir_server.ensure_fhir_venv()
+    assert python.exists() and time.monotonic() - started < 1
+
+
+def test_fhir_venv_install_failure_says_why(tmp_path, monkeypatch):
+    """No package index reachable: a FhirServerError with pip's own words (the e2e tests then fail, never skip)."""
+    from cds_service.sandbox.fhir_server import ensure_fhir_venv
+
+    monkeypatch.setenv("PIP_NO_INDEX", "1")
+    monkeypatch.setenv("PIP_CONFIG_FILE", os.devnull)
+    with pytest.raises(FhirServerError, match=r"pip could not install sekmet-fhir==0\.1\.1 .*\n.*ERROR"):
+        ensure_fhir_venv(tmp_path / "venv-fhir", log=lambda msg: None)
+    assert not (tmp_path / "venv-fhir" / ".remission-cds-installed").exists()
