@@ -3,6 +3,7 @@ and every patient's expected card(s) through the HTTP API with prefetch. Plus th
 from __future__ import annotations
 
 import json
+import re
 from datetime import date
 
 import pytest
@@ -53,6 +54,9 @@ def test_bundle_is_valid_fhir_r4_transaction(patient):
     assert all(e["request"] == {"method": "PUT", "url": f"{e['resource']['resourceType']}/{e['resource']['id']}"}
                for e in bundle["entry"])
     refs = {f"{r['resourceType']}/{r['id']}" for r in patient.resources}
+    assert len(refs) == len(patient.resources)
+    assert all(re.fullmatch(r"[A-Za-z0-9\-.]{1,64}", r["id"]) and r["id"].startswith(patient.id)
+               for r in patient.resources)   # FHIR ids, namespaced by patient: PUT never overwrites another's
     text = json.dumps(bundle)
     assert f'"Patient/{patient.id}"' in text
     for res in patient.resources:   # every reference resolves inside the patient's own bundle
