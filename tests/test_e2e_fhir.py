@@ -362,3 +362,29 @@ def test_fhir_venv_install_failure_says_why(tmp_path, monkeypatch):
     with pytest.raises(FhirServerError, match=r"pip could not install sekmet-fhir==0\.1\.1 .*\n.*ERROR"):
         ensure_fhir_venv(tmp_path / "venv-fhir", log=lambda msg: None)
     assert not (tmp_path / "venv-fhir" / ".remission-cds-installed").exists()
+
+
+# --- the order hooks through the server ----------------------------------------------------------------------
+
+def test_order_sign_surveillance_check_without_prefetch(fhir, service):
+    """order-sign for the colorectal patient in remission, the record from the FHIR server: a surveillance PET-CT
+    is advised against, and a CEA two months after the last one is too early (the CEA is read from the server)."""
+    patient = PATIENTS["sbx-crc-surveillance"]
+    orders = {"resourceType": "Bundle", "type": "collection", "entry": [
+        {"resource": {"resourceType": "ServiceRequest", "id": "draft-pet", "status": "draft", "intent": "order",
+                      "subject": {"reference": f"Patient/{patient.id}"},
+                      "code": {"coding": [{"system": "http://www.ama-assn.org/go/cpt", "code": "78815"}],
+                               "text": "PET-CT skull base to mid-thigh"}}},
+        {"resource": {"resourceType": "ServiceRequest", "id": "draft-cea", "status": "draft", "intent": "order",
+                      "subject": {"reference": f"Patient/{patient.id}"},
+                      "code": {"coding": [{"system": "http://loinc.org", "code": "2039-6"}], "text": "CEA"}}}]}
+    req = patient.hook_request(hook="order-sign", with_prefetch=False, fhir_server=fhir.base_url, token=TOKEN)
+    req["context"]["draftOrders"] = orders
+    resp = service.post("/cds-services/surveillance-order-check", json=req)
+    assert resp.status_code == 200, resp.get_data(as_text=True)
+    cards = resp.get_json()["cards"]
+    summaries = sorted(c["summary"] for c in cards)
+    assert [c["indicator"] for c in cards] == ["warning", "warning"], summaries
+    cea = next(r for r in patient.resources if r.get("code", {}).get("coding", [{}])[0].get("code") == "2039-6")
+    assert summaries[0].startswith("CEA: too early") and f"last done {cea['effectiveDateTime'][:10]}" in summaries[0]
+    assert summaries[1].startswith("PET-CT") and "not recommended" in summaries[1]
