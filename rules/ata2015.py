@@ -138,6 +138,7 @@ RAI_STIMULATED_BIOCHEMICAL_NG_ML = Decimal("10")
 
 # --- Momesso 2016: total thyroidectomy without RAI (criteria.md §7.2) -------------------------------
 # Excellent: suppressed Tg < 0.2 or stimulated Tg < 2 ng/mL; indeterminate 0.2-5 / 2-10; biochemical >5 / >10.
+# [P/V-secondary in criteria.md §7.2; re-check: Momesso 2016 table not found in stored sources]
 NO_RAI_SUPPRESSED_EXCELLENT_BELOW_NG_ML = Decimal("0.2")
 NO_RAI_STIMULATED_EXCELLENT_BELOW_NG_ML = Decimal("2")
 NO_RAI_SUPPRESSED_BIOCHEMICAL_ABOVE_NG_ML = Decimal("5")

@@ -77,7 +77,9 @@ RCB_BREAST_COEFFICIENT = Decimal("1.4")  # 1.4 * (f_inv * d_prim)^0.17
 RCB_EXPONENT = Decimal("0.17")  # both terms are raised to 0.17
 RCB_NODAL_COEFFICIENT = Decimal("4")  # [4 * (1 - 0.75^LN) * d_met]^0.17
 RCB_NODAL_BASE = Decimal("0.75")
-# RCB classes, Symmans 2007: RCB-I 0 < RCB <= 1.36, RCB-II 1.36 < RCB <= 3.28, RCB-III > 3.28 [P].
+# RCB classes, Symmans 2007: RCB-I 0 < RCB <= 1.36, RCB-II 1.36 < RCB <= 3.28, RCB-III > 3.28 [P].  Re-check: the
+# Symmans 2007 text was not found in stored sources; the inclusive cut-offs match three independent public RCB
+# implementations (find_string "rcb <= 1.36") and a public RCB calculator page; qiprofile uses "<" (§12 item 14).
 RCB_I_UPPER = Decimal("1.36")
 RCB_II_UPPER = Decimal("3.28")
 # Working precision for exp/ln (significant digits; >= 28 required).

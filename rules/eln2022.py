@@ -107,15 +107,21 @@ MLFS_MIN_NUCLEATED_CELLS = 200
 MLFS_MIN_CELLULARITY_PCT = Decimal(10)
 # Haematological relapse: BM blasts >= 5 % [P: ELN 2022 relapse row; ELN 2010 wording V; criteria.md §5.3]
 RELAPSE_MIN_BLASTS_PCT = Decimal(5)
-# Haematological relapse by PB blasts: >= 2 samples >= 1 week apart [P: ELN 2022, criteria.md §5.3; used as written]
+# Haematological relapse by PB blasts: >= 2 samples >= 1 week apart [P: ELN 2022, criteria.md §5.3; used as written;
+# re-check: the relapse rows of the ELN 2022 table were not found in stored sources (view-large 10723166 stops at the
+# MRD rows); ELN 2010 (view-large 8220999) says only "reappearance of blasts in the blood"]
 PB_RELAPSE_MIN_SAMPLES = 2
 PB_RELAPSE_MIN_INTERVAL_DAYS = 7
 # Refractory: no CR/CRh/CRi after 2 courses of intensive induction [V: view-large 12166960, criteria.md §5.3]
 REFRACTORY_INTENSIVE_COURSES = 2
 # Refractory landmark for less-intensive therapy: 180 days after start [P: ELN 2022 example, criteria.md §5.3
-# and §12 item 12 - used as written, re-check against the paper]
+# and §12 item 12 - used as written; re-check: the refractory row with the 180-day example was not found in stored
+# sources (view-large 10723166 shows "response landmark" without a number)]
 LESS_INTENSIVE_LANDMARK_DAYS = 180
-# MRD: MFC positive >= 0.1 % of CD45+ cells (fraction 0.001) [P: Heuser 2021, criteria.md §5.2 / §9]
+# MRD: MFC positive >= 0.1 % of CD45+ cells (fraction 0.001) [P: Heuser 2021, criteria.md §5.2 / §9; re-check:
+# Heuser threshold table not found; a later ELN MRD monitoring table reproduction (find_string "second consecutive
+# sample") also uses MFC >= 0.1 %, qPCR "Ct < 40 in >= 2/3 replicates", a >= 1 log10 rise and confirmation on a
+# second consecutive sample - consistent, not the 2021 text]
 MFC_MRD_POSITIVE_FRACTION = Decimal("0.001")
 # MRD: NGS positive VAF >= 0.1 % (fraction 0.001) [P: Heuser 2021, criteria.md §5.2 / §9]
 NGS_MRD_POSITIVE_FRACTION = Decimal("0.001")

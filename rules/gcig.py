@@ -73,7 +73,9 @@ PRETREATMENT_WINDOW_DAYS = 14              # sample within 2 weeks before treatm
 SEROSAL_PROCEDURE_WINDOW_DAYS = 28         # no peritoneal/pleural interference in previous 28 days (§10.4)
 RESPONSE_REDUCTION_PCT = Decimal(-50)      # >= 50 % reduction from pretreatment (Rustin 2011; §10.4)
 RESPONSE_CONFIRMATION_DAYS = 28            # confirmed and maintained >= 28 days (Rustin 2011; §10.4, §11)
-ASSAY_VARIABILITY_PCT = Decimal(10)        # later samples <= previous within 10 % assay variability (§10.4 [P])
+ASSAY_VARIABILITY_PCT = Decimal(10)        # later samples <= previous within 10 % assay variability (§10.4)
+# checked: "CA 125 definitions agreed by GCIG November 2005" (docplayer.net/21242714), the definitions Rustin 2011
+# restates: intervening and 28-day confirmatory samples <= the previous sample within 10 % assay variability.
 PROGRESSION_MULTIPLE = Decimal(2)          # >= 2 x ULN (A, C) or >= 2 x nadir (B) (Rustin 2011; §10.4)
 PROGRESSION_CONFIRMATION_DAYS = 7          # two occasions >= 1 week apart (Rustin 2011; §10.4, §11)
 

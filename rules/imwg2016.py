@@ -107,7 +107,9 @@ CIT = "Kumar 2016 (IMWG)"
 # Thresholds (criteria.md §6; Kumar 2016 Table "IMWG response criteria").  [P] = from Kumar 2016 as reproduced
 # in criteria.md, not re-checked against the PDF; [V] = verified reproduction named in criteria.md.
 # ---------------------------------------------------------------------------
-# §6.1 measurable disease [P; V for FLC]
+# §6.1 measurable disease [P; V for FLC]; checked: CIBMTR Forms Manual, multiple myeloma response criteria (serum
+# >= 1 g/dL, urine >= 200 mg/24 h; FLC there written "> 10 mg/dL", Kumar 2016 and droracle ">= 10"); BMPC >= 30 %:
+# Durie 2006 Table 5 (nature.com 2404284 T5) and ash-sap view-large 3937963 PR rows
 MEASURABLE_SERUM_M_G_DL = Decimal("1")        # serum M-protein >= 1 g/dL
 MEASURABLE_URINE_M_MG_24H = Decimal("200")    # urine M-protein >= 200 mg/24 h
 MEASURABLE_IFLC_MG_DL = Decimal("10")         # involved FLC >= 10 mg/dL (>= 100 mg/L) with abnormal ratio
@@ -115,28 +117,34 @@ MEASURABLE_BMPC_PCT = Decimal("30")           # BMPC >= 30 % usable for PR when 
 # §6.2 sCR: normal FLC ratio 0.26-1.65 inclusive [V: droracle]
 FLC_RATIO_NORMAL_LOW = Decimal("0.26")
 FLC_RATIO_NORMAL_HIGH = Decimal("1.65")
-# §6.2 sCR marrow IHC: kappa/lambda <= 4:1 (kappa clone) or >= 1:2 (lambda clone), >= 100 PCs counted [P]
+# §6.2 sCR marrow IHC: kappa/lambda <= 4:1 (kappa clone) or >= 1:2 (lambda clone), >= 100 PCs counted
+# (checked: CIBMTR Forms Manual PCL and MM response criteria, sCR: ratio <= 4:1 / >= 1:2 after >= 100 plasma cells)
 IHC_KAPPA_CLONE_MAX_RATIO = Decimal("4")
 IHC_LAMBDA_CLONE_MIN_RATIO = Decimal("0.5")
 IHC_MIN_PCS_COUNTED = 100
-# §6.2 CR: < 5 % plasma cells in the marrow aspirate [P]
+# §6.2 CR: < 5 % plasma cells in the marrow aspirate (checked: nature.com 2404284 T5; PMC9954856 T1)
 CR_BMPC_LT_PCT = Decimal("5")
-# §6.2 VGPR: >= 90 % serum M reduction plus urine < 100 mg/24 h; FLC-only >= 90 % dFLC decrease [P]
+# §6.2 VGPR: >= 90 % serum M reduction plus urine < 100 mg/24 h; FLC-only >= 90 % dFLC decrease
+# (checked: nature.com 2404284 T5, ash-sap view-large 3937963; the FLC-only 90 % row was not found there [P])
 VGPR_SERUM_REDUCTION_PCT = Decimal("90")
 VGPR_URINE_LT_MG_24H = Decimal("100")
 VGPR_DFLC_REDUCTION_PCT = Decimal("90")
-# §6.2 PR: >= 50 % serum; urine >= 90 % or to < 200 mg/24 h; dFLC >= 50 %; BMPC >= 50 %; SPD >= 50 % [P]
+# §6.2 PR: >= 50 % serum; urine >= 90 % or to < 200 mg/24 h; dFLC >= 50 %; BMPC >= 50 %; SPD >= 50 %
+# (checked: nature.com 2404284 T5 and ash-sap view-large 3937963, PR rows)
 PR_SERUM_REDUCTION_PCT = Decimal("50")
 PR_URINE_REDUCTION_PCT = Decimal("90")
 PR_URINE_LT_MG_24H = Decimal("200")
 PR_DFLC_REDUCTION_PCT = Decimal("50")
 PR_BMPC_REDUCTION_PCT = Decimal("50")
 PR_PLASMACYTOMA_SPD_REDUCTION_PCT = Decimal("50")
-# §6.2 MR: 25-49 % serum, 50-89 % urine, SPD >= 50 % (2016 wording) [P]
+# §6.2 MR: 25-49 % serum, 50-89 % urine, SPD >= 50 % (2016 wording; checked: PMC9954856 T1 "adapted from Kumar
+# 2016"; the 2011 table at ash-sap view-large 3937963 has SPD 25-49 %)
 MR_SERUM_REDUCTION_PCT = Decimal("25")
 MR_URINE_REDUCTION_PCT = Decimal("50")
 MR_PLASMACYTOMA_SPD_REDUCTION_PCT = Decimal("50")
-# §6.2 PD: >= 25 % increase from the lowest confirmed value plus an absolute minimum [P; [I] noted]
+# §6.2 PD: >= 25 % increase from the lowest confirmed value plus an absolute minimum [[I] noted]; checked: PMC9954856
+# T1 (25 %, serum, >= 1 g/dL when nadir >= 5, urine >= 200, dFLC > 10 mg/dL), Farydak IMWG summary (BMPC >= 10 %).
+# The plasmacytoma-lesion and circulating-plasma-cell rows were not found in a stored reproduction [P].
 PD_PCT_INCREASE = Decimal("25")
 PD_SERUM_ABS_G_DL = Decimal("0.5")            # ">= 0.5 g/dL" (Kumar 2016; [I] vs "> 0.5" in PMC9954856)
 PD_URINE_ABS_MG_24H = Decimal("200")          # ">= 200 mg/24 h"
@@ -149,7 +157,8 @@ PD_LESION_LD_PCT = Decimal("50")              # >= 50 % increase in longest diam
 PD_LESION_SHORT_AXIS_GT_MM = Decimal("10")    # ... > 1 cm in short axis
 PD_CPC_PCT = Decimal("50")                    # >= 50 % increase in circulating plasma cells ...
 PD_CPC_MIN_PER_UL = Decimal("200")            # ... minimum 200 cells/uL ([I] count after the increase)
-# §6.3 relapse from CR: >= 5 % plasma cells in the marrow [V: droracle; P wording]
+# §6.3 relapse from CR: >= 5 % plasma cells in the marrow [V: droracle; checked: Farydak IMWG summary "relapse from
+# CR has the 5 % cut-off"]
 RELAPSE_CR_BMPC_PCT = Decimal("5")
 
 # Response levels, worst to best.

@@ -58,9 +58,12 @@ SOURCE = Source(
 CIT = "Kumar 2016 (IMWG MRD criteria)"
 
 # Minimum assay sensitivity 1 in 10^5 nucleated cells for NGF and NGS (Kumar 2016 MRD table; criteria.md §6.4 [V],
-# §9 [P]).  Negative results need LOD <= this fraction.
+# §9 [P]; checked: reproduction of the Kumar 2016 MRD table in a public myeloma-education repository, found by
+# find_string "minimum sensitivity of 1 in 10": "1 in 10^5 nucleated cells or higher" for flow and NGS).
+# Negative results need LOD <= this fraction.
 MIN_SENSITIVITY_FRACTION = Decimal("1e-5")
-# Sustained MRD negativity: confirmed a minimum of 1 year apart (criteria.md §6.4 [V]).
+# Sustained MRD negativity: confirmed a minimum of 1 year apart (criteria.md §6.4 [V]; same reproduction: "confirmed
+# 1 year apart").
 SUSTAINED_MIN_YEARS = 1
 # [I] PET/CT must be within this many days of the MRD marrow to count for imaging-plus / sustained (Kumar 2016 gives
 # no window; vignette MRD-03 has PET 5-6 days after the marrow).

@@ -81,14 +81,18 @@ LYMPHOCYTES_CR_MAX = Decimal(4)         # CR: lymphocytes < 4 x 10^9/L
 PLATELETS_CR_MIN = Decimal(100)         # CR / PR: platelets >= 100 x 10^9/L
 HEMOGLOBIN_CR_MIN = Decimal("11.0")     # CR / PR: haemoglobin >= 11.0 g/dL untransfused
 NEUTROPHILS_CR_MIN = Decimal("1.5")     # CR: ANC > 1.5 x 10^9/L (iwCLL 2008 Table 4, PMC2972576; §12 item 16)
+# §12 item 16 checked: the 2018 Table 4 (ashpublications view-large 8031833) has no neutrophil row; the 2008 Table 4
+# (PMC2972576 T4, view-large 6922359) has > 1500/µL for CR - hence the [I] "when reported" rule (docstring item 3).
 PR_DECREASE_PCT = Decimal(-50)          # PR: decrease >= 50 % from baseline (group A)
 PR_INCREASE_PCT = Decimal(50)           # PR: platelets / haemoglobin increase >= 50 % over baseline (group B)
 PD_INCREASE_PCT = Decimal(50)           # PD: increase >= 50 % from baseline or from response (nodes, liver/spleen,
                                         #     lymphocytes over baseline, marrow CLL cells on successive biopsies)
 PD_PLATELET_DECREASE_PCT = Decimal(-50) # PD: platelets decrease >= 50 % from baseline secondary to CLL
 PD_HEMOGLOBIN_DROP_G_DL = Decimal(2)    # PD: haemoglobin decrease >= 2 g/dL from baseline secondary to CLL
-LYMPHOCYTE_PD_MIN = Decimal(5)          # PD: with >= 5 x 10^9/L (5000/µL) B lymphocytes (Hallek 2008/2018 text) [P]
-RESPONSE_ASSESSMENT_MONTHS = 2          # response assessed >= 2 months after completion of therapy [P]
+LYMPHOCYTE_PD_MIN = Decimal(5)          # PD: with >= 5 x 10^9/L (5000/µL) B lymphocytes (Hallek 2008/2018 text) [P;
+                                        # re-check: not in Table 4 (view-large 8031833); text not found]
+RESPONSE_ASSESSMENT_MONTHS = 2          # response assessed >= 2 months after completion of therapy [P; re-check:
+                                        # Hallek 2018 text not found in stored sources]
 RELAPSE_MONTHS = 6                      # relapse = PD >= 6 months after CR/PR; refractory < 6 months [V Blood 2012]
 
 RESPONSE_CATEGORIES = ("CR", "CRi", "PR")

@@ -70,7 +70,8 @@ SOURCE = Source(
 # ---------------------------------------------------------------------------
 
 # Typical assay sensitivities used ONLY when an assay reports none (criteria.md §9 row 1, seed 001; §12 item 6:
-# "typical assay ranges, not criteria").  NGF: EuroFlow NGF reaches 10^-5 to 10^-6 [P]; the conservative end is used.
+# "typical assay ranges, not criteria").  NGF: EuroFlow NGF reaches 10^-5 to 10^-6 [P]; the conservative end is used
+# (consistent with the Kumar 2016 MRD table reproduction: EuroFlow NGF, "minimum sensitivity of 1 in 10^5 or higher").
 TYPICAL_SENSITIVITY_FLOW = Decimal("1E-4")   # conventional MFC, criteria.md §9 row 1
 TYPICAL_SENSITIVITY_NGF = Decimal("1E-5")    # next-generation flow, criteria.md §9 row 1 (10^-5-10^-6)
 TYPICAL_SENSITIVITY_PCR = Decimal("1E-5")    # ASO-qPCR, criteria.md §9 row 1
@@ -108,7 +109,9 @@ RELAPSE_OTHER_TESTS_BAND_1 = 2
 # iwCLL 2018 (criteria.md §9 CLL row): uMRD4 = < 1 CLL cell per 10 000 leukocytes (< 10^-4); 10^-4 is detectable.
 CLL_UMRD4_THRESHOLD = Decimal("1E-4")
 
-# ELN MRD 2021 (Heuser Blood 2021;138:2753 [P]; criteria.md §9 AML row): MFC-MRD positive >= 0.1 %.
+# ELN MRD 2021 (Heuser Blood 2021;138:2753 [P]; criteria.md §9 AML row): MFC-MRD positive >= 0.1 %.  Re-check: the
+# Heuser 2021 threshold table was not found in stored sources (its Delphi tables at ash-sap view-large 10353406 /
+# 10353450 are, without the threshold row); a later ELN MRD reproduction also uses >= 0.1 % for MFC.
 AML_MFC_THRESHOLD = Decimal("1E-3")
 
 

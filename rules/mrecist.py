@@ -79,9 +79,12 @@ MRECIST_MAX_TARGETS = 5
 MRECIST_MAX_PER_ORGAN = 2
 """At most 2 target lesions per organ (Lencioni 2010; criteria.md §10.5)."""
 PORTA_HEPATIS_NODE_SA_MM = Decimal(20)
-"""Porta hepatis lymph node is malignant when its short axis is >= 20 mm (Lencioni 2010 [P]; criteria.md §10.5)."""
+"""Porta hepatis lymph node is malignant when its short axis is >= 20 mm (Lencioni 2010 [P]; criteria.md §10.5).
+Re-check: Lencioni 2010 text not found in stored sources; an HCC trial-design review copy says nodes are not called
+malignant "until growth beyond 2 cm" (consistent)."""
 OTHER_NODE_SA_MM = Decimal(15)
-"""Other lymph nodes are malignant when the short axis is >= 15 mm (Lencioni 2010 [P]; criteria.md §10.5)."""
+"""Other lymph nodes are malignant when the short axis is >= 15 mm (Lencioni 2010 [P]; criteria.md §10.5; re-check:
+not found in stored sources)."""
 
 CIT_TARGET = "Lencioni 2010 (mRECIST) target lesion response; criteria.md §10.5"
 CIT_SELECT = "Lencioni 2010 (mRECIST) target lesion selection; criteria.md §10.5"

@@ -72,8 +72,11 @@ CITE = "Scher 2016 (PCWG3) Table 2"
 PSA_PROGRESSION_PCT = Decimal(25)          # >= 25 % above nadir/baseline (Scher 2016 Table 2; §10.3)
 PSA_PROGRESSION_ABS_NG_ML = Decimal(2)     # and >= 2 ng/mL absolute increase (Scher 2016 Table 2; §10.3)
 PSA_CONFIRMATION_DAYS = 21                 # confirmed by a second value >= 3 weeks later (§10.3, §11)
-EARLY_RISE_DAYS = 84                       # rises in the first 12 weeks ignored (Scher 2016; §10.3 [P])
-PSA_RESPONSE_PCT = Decimal(-50)            # PSA50: decline >= 50 % from baseline (§10.3 [P])
+EARLY_RISE_DAYS = 84                       # rises in the first 12 weeks ignored (Scher 2016; §10.3 [P]; re-check:
+                                           # Scher 2016 table not found in stored sources)
+PSA_RESPONSE_PCT = Decimal(-50)            # PSA50: decline >= 50 % from baseline (§10.3; checked, secondary:
+                                           # pharmaverse/admiralonco adrs_pcwg3.Rmd, >= 50 % from baseline
+                                           # confirmed >= 3 weeks later)
 BONE_FLARE_WINDOW_DAYS = 84                # flare window: first post-treatment scan up to 12 weeks (§10.3)
 BONE_NEW_LESIONS = 2                       # >= 2 new lesions (2 + 2 rule; Scher 2016; §10.3)
 BONE_ADDITIONAL_LESIONS = 2                # >= 2 additional new lesions to confirm a flare-window PDu (§10.3)

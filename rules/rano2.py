@@ -83,6 +83,8 @@ PD_PCT_2D = Decimal(25)            # PD: >= 25 % increase in SPD vs nadir (Wen 2
 PD_PCT_VOLUME = Decimal(40)        # PD: >= 40 % increase in volume vs nadir (Wen 2023; §10.2 [V])
 CONFIRMATION_DAYS = 28             # confirmation scan >= 4 weeks later (Wen 2023; §10.2, §11)
 PSEUDOPROGRESSION_DAYS = 84        # PD within 12 weeks after radiotherapy needs confirmation (§10.2 [P])
+# 12-week window checked against RANO 2010 (Wen 2010) as reproduced in PMC4530825 T1 ("<12 weeks after
+# completion of chemoradiotherapy"); the RANO 2.0 confirmation procedure itself was not found in stored sources.
 MEASURABLE_MIN_DIAMETER_MM = 10    # measurable: both perpendicular diameters >= 10 mm (§10.2; informational)
 
 # --- categories --------------------------------------------------------------------------------------
