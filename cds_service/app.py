@@ -16,7 +16,7 @@ from cds_service import metrics
 from cds_service.auth import AuthError, Authenticator
 from cds_service.config import Settings, load_settings
 from cds_service.errors import HookError, error_response
-from cds_service.feedback import FeedbackStore
+from cds_service.feedback import open_store
 from cds_service.jsonio import JSONDecodeError, dumps, loads
 from cds_service.logging_setup import configure_logging
 from cds_service.models import FeedbackRequest, HookRequest, error_paths
@@ -89,7 +89,7 @@ def create_app(config: Any = None) -> Flask:
     app = Flask("remission_cds")
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes - 1  # >= 16 MB -> 413
     app.extensions["remission_settings"] = settings
-    store = FeedbackStore(settings.feedback_database_url)
+    store = open_store(settings.feedback_database_url)
     app.extensions["remission_feedback"] = store
     warm_up()
     relaxed = settings.relaxed_security()

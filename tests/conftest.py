@@ -42,3 +42,18 @@ def client(app):
 def assessment_cards(body: dict) -> list[dict]:
     return [c["extension"]["org.remission-cds.assessment"] for c in body["cards"]
             if "org.remission-cds.assessment" in (c.get("extension") or {})]
+
+
+@pytest.fixture(scope="session")
+def postgres_server():
+    """A real PostgreSQL server started for this test session (tests/pg_server.py): the feedback-store tests run
+    against it. If it cannot start, the tests that need it fail with the reason; they are never skipped."""
+    from pg_server import PostgresServer, PostgresUnavailable
+
+    server = PostgresServer()
+    try:
+        server.start()
+    except PostgresUnavailable as exc:
+        pytest.fail(f"a PostgreSQL server for the tests could not be started: {exc}", pytrace=False)
+    yield server
+    server.stop()
