@@ -7,7 +7,7 @@ from datetime import date, datetime, timezone
 from typing import Any
 
 import structlog
-from flask import Flask, Response, g, request
+from flask import Flask, Response, g, has_request_context, request
 from pydantic import ValidationError
 from werkzeug.exceptions import HTTPException
 
@@ -25,6 +25,7 @@ from cds_service.order_check import draft_orders, order_cards
 from cds_service.reported import annotate as annotate_reported
 from cds_service.remission import build_views, decorate_assessment_card, surveillance_card
 from cds_service.services import SERVICES, ServiceDef, discovery, enabled_services
+from cds_service.smart import make_blueprint as smart_blueprint, smart_link
 from fhir_mappings.pipeline import assess_record
 from fhir_mappings.record import PatientRecord
 from fhir_mappings.units import warm_up
@@ -60,6 +61,7 @@ def evaluate_request(body: dict[str, Any], settings: Settings, as_of: date,
         orders = draft_orders(context, body.get("hook", ""))
         return 200, {"cards": order_cards(views, record, orders, as_of, settings.surveillance_schedules())}
     cards = []
+    app_link = smart_link(settings, request.url_root if has_request_context() else None)
     for view in views:
         card = card_builder.card_for(view.result, show_insufficient=settings.cards.show_insufficient_data)
         if card is None:
@@ -68,7 +70,7 @@ def evaluate_request(body: dict[str, Any], settings: Settings, as_of: date,
         if card_builder.has_assessment(view.result):
             card = decorate_assessment_card(card, view, patient_id,
                                             status_suggestion=settings.cards.show_disease_status_suggestion,
-                                            links=settings.cards.links)
+                                            links=settings.cards.links, smart_link=app_link)
         cards.append(card)
         surv = surveillance_card(view, patient_id) if settings.cards.show_surveillance else None
         if surv is not None:
@@ -94,6 +96,8 @@ def create_app(config: Any = None) -> Flask:
     if relaxed:
         log.warning("security_relaxed", environment=settings.environment, relaxed=relaxed)
     service_ids = {s.id: s for s in SERVICES}
+    if settings.smart.enabled:
+        app.register_blueprint(smart_blueprint(settings, today), url_prefix="/smart")
 
     authenticator = Authenticator(settings.auth, settings.public_url, store)
     app.extensions["remission_auth"] = authenticator

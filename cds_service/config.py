@@ -41,6 +41,7 @@ class CardSettings(_Model):
     show_surveillance: bool = Field(True, description="surveillance card for patients in complete remission")
     show_disease_status_suggestion: bool = Field(True, description="offer an mCODE CancerDiseaseStatus to record")
     links: list[dict[str, str]] = Field(default_factory=list, description="extra absolute links on assessment cards")
+    smart_link: bool = Field(True, description="link assessment cards to the response timeline SMART app")
 
     @field_validator("links")
     @classmethod
@@ -49,6 +50,15 @@ class CardSettings(_Model):
             if not link.get("label") or not str(link.get("url", "")).startswith(("https://", "http://")):
                 raise ValueError("each link needs a label and an absolute http(s) url")
         return v
+
+
+class SmartAppSettings(_Model):
+    enabled: bool = Field(True, description="serve the response timeline SMART app under /smart/")
+    client_id: str = Field("remission-cds-timeline", min_length=1, description="the app's client_id at the EHR")
+    scope: str = Field("launch openid fhirUser patient/Patient.rs patient/Condition.rs patient/Observation.rs "
+                       "patient/DiagnosticReport.rs patient/BodyStructure.rs patient/MedicationRequest.rs "
+                       "patient/Procedure.rs", min_length=1,
+                       description="scopes asked at EHR launch (standalone launch asks launch/patient instead)")
 
 
 class LocalCode(_Model):
@@ -98,6 +108,7 @@ class Settings(_Model):
     recist_confirmation_required: bool = False
     fhir: FhirSettings = Field(default_factory=FhirSettings)
     cards: CardSettings = Field(default_factory=CardSettings)
+    smart: SmartAppSettings = Field(default_factory=SmartAppSettings)
     services: dict[str, ServiceToggle] = Field(default_factory=dict)
     mappings: dict[str, dict[str, list[LocalCode]]] = Field(
         default_factory=dict, description="local codes: mappings.<family>.<input> = [{system, code, unit}]")

@@ -5,6 +5,7 @@ The rules live in ``rules.timeline`` and ``rules.surveillance``; this module onl
 """
 from __future__ import annotations
 
+import json
 import uuid
 from dataclasses import dataclass
 from datetime import date
@@ -268,10 +269,19 @@ def remission_extension(view: RemissionView) -> dict:
 
 
 def decorate_assessment_card(card: dict, view: RemissionView, patient_id: str, *, status_suggestion: bool = True,
-                             links: list[dict[str, str]] | None = None) -> dict:
-    """Add the course (timeline) to an assessment card, the loss alert, and the disease-status suggestion."""
+                             links: list[dict[str, str]] | None = None,
+                             smart_link: dict[str, str] | None = None) -> dict:
+    """Add the course (timeline) to an assessment card, the loss alert, and the disease-status suggestion.
+
+    ``smart_link`` ({label, url}): a SMART app link (the response timeline) with this cancer as its appContext.
+    """
     if links:
         card["links"] = [{"label": l["label"], "url": l["url"], "type": "absolute"} for l in links]
+    if smart_link:
+        ext = card.get("extension", {}).get(EXTENSION_KEY) or {}
+        context = _clean({"condition": (ext.get("cancer") or {}).get("condition"), "criteria": ext.get("criteria")})
+        card.setdefault("links", []).append({"label": smart_link["label"], "url": smart_link["url"], "type": "smart",
+                                             "appContext": json.dumps(context, separators=(",", ":"))})
     tl = view.timeline
     if tl is None:
         return card
