@@ -38,6 +38,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import date
+from functools import lru_cache
 from typing import Any, Callable, Iterable
 
 from fhir_mappings.labs import report_text
@@ -143,6 +144,11 @@ class Rule:
 
     finding:  a cue after the statement can negate it ("MRD negative", "LVI: not identified").
     negative: the row is itself a negative statement ("NED", "disease-free"); a cue flips it.
+    needs:    a cheap pre-screen: groups of literals, every match of ``pattern`` contains at least one literal
+              of each group (lower-case for a case-insensitive row, as written for a case-sensitive one). A text
+              lacking all the literals of a group cannot match, so the row's regex is not run on it. Derive them
+              from the pattern by hand and keep them in the matched part (not in a lookaround);
+              tests/test_report_text.py checks every match of every row against them.
     """
 
     kind: str
@@ -151,6 +157,7 @@ class Rule:
     finding: bool = False
     negative: bool = False
     flags: int = re.IGNORECASE
+    needs: tuple[tuple[str, ...], ...] = ()
 
 
 def _crit_value(m: re.Match) -> str:
@@ -183,86 +190,124 @@ RULES: tuple[Rule, ...] = (
     Rule("*criteria*", _crit_value,
          r"\b" + _CRIT_RE + r"(?:\s+(?:overall\s+|time[\s-]?point\s+|best\s+overall\s+)?"
          r"(?:response|category|assessment|classification|criteria))?\s*(?:[:=(\-–]|is|was|of)?\s*"
-         r"(?P<cat>" + _CAT_WORDS_RE + r"|(?<![A-Za-z])(?-i:" + _CAT_ABBR_RE + r")(?![A-Za-z]))"),
+         r"(?P<cat>" + _CAT_WORDS_RE + r"|(?<![A-Za-z])(?-i:" + _CAT_ABBR_RE + r")(?![A-Za-z]))",
+         needs=(("recist", "lugano", "cheson", "imwg", "eln", "iwcll", "rano", "pcwg", "gcig", "choi", "ata"),)),
     # "Response: PR", "Overall response = CR" (no criteria named)
     Rule("response", _crit_value,
          r"\b(?:best\s+)?(?:overall\s+)?response(?:\s+assessment)?\s*[:=]\s*(?P<cat>" + _CAT_WORDS_RE
-         + r"|(?<![A-Za-z])(?-i:" + _CAT_ABBR_RE + r")(?![A-Za-z]))"),
+         + r"|(?<![A-Za-z])(?-i:" + _CAT_ABBR_RE + r")(?![A-Za-z]))",
+         needs=(("response",), (":", "="))),
     # Deauville five-point scale
     Rule("deauville", lambda m: m.group("ds").upper(),
          r"\b(?:Deauville|5[\s-]?PS|five[\s-]point[\s-]scale)(?:[\s-]+(?:5|five)[\s-]?(?:point|PS))?"
-         r"(?:\s+(?:score|scale|criteria|category))*\s*(?:[:=(]|of|was|is)?\s*(?P<ds>[1-5]|X)\b"),
-    Rule("deauville", lambda m: m.group("ds").upper(), r"\bDS\s*[:=]?\s*(?P<ds>[1-5]|X)\b", flags=0),
+         r"(?:\s+(?:score|scale|criteria|category))*\s*(?:[:=(]|of|was|is)?\s*(?P<ds>[1-5]|X)\b",
+         needs=(("deauville", "ps", "five"),)),
+    Rule("deauville", lambda m: m.group("ds").upper(), r"\bDS\s*[:=]?\s*(?P<ds>[1-5]|X)\b", flags=0,
+         needs=(("DS",),)),
     # criteria-specific phrases (unambiguous without a criteria name)
-    Rule("imwg", "sCR", r"\bstringent\s+complete\s+response\b"),
-    Rule("imwg", "VGPR", r"\bvery\s+good\s+partial\s+response\b|\bVGPR\b"),
+    Rule("imwg", "sCR", r"\bstringent\s+complete\s+response\b",
+         needs=(("stringent",),)),
+    Rule("imwg", "VGPR", r"\bvery\s+good\s+partial\s+response\b|\bVGPR\b",
+         needs=(("very", "vgpr"),)),
     Rule("lugano", lambda m: CATEGORY_WORDS[re.sub(r"[\s-]+", " ", m.group(0).lower())],
          r"\b(?:complete\s+metabolic\s+response|partial\s+metabolic\s+response|no\s+metabolic\s+response|"
-         r"progressive\s+metabolic\s+disease)\b"),
-    Rule("lugano", lambda m: m.group(0).upper(), r"\b(?:CMR|PMR|PMD)\b", flags=0),
-    Rule("eln", "MLFS", r"\bmorphologic\s+leuk(?:a)?emia[\s-]free\s+state\b|\bMLFS\b"),
+         r"progressive\s+metabolic\s+disease)\b",
+         needs=(("metabolic",),)),
+    Rule("lugano", lambda m: m.group(0).upper(), r"\b(?:CMR|PMR|PMD)\b", flags=0,
+         needs=(("CMR", "PMR", "PMD"),)),
+    Rule("eln", "MLFS", r"\bmorphologic\s+leuk(?:a)?emia[\s-]free\s+state\b|\bMLFS\b",
+         needs=(("morphologic", "mlfs"),)),
     Rule("eln", "CRi", r"\bcomplete\s+remission\s+with\s+incomplete\s+(?:hematologic(?:al)?|haematologic(?:al)?|count|blood\s+count)"
-                       r"\s+recovery\b|\bCRi\b"),
-    Rule("eln", "CRh", r"\bcomplete\s+remission\s+with\s+partial\s+(?:hematologic(?:al)?|haematologic(?:al)?)\s+recovery\b|\bCRh\b"),
+                       r"\s+recovery\b|\bCRi\b",
+         needs=(("remission", "cri"),)),
+    Rule("eln", "CRh", r"\bcomplete\s+remission\s+with\s+partial\s+(?:hematologic(?:al)?|haematologic(?:al)?)\s+recovery\b|\bCRh\b",
+         needs=(("remission", "crh"),)),
     Rule("ata", lambda m: category_value(m.group("cat")),
-         r"\b(?P<cat>excellent|biochemical(?:ly)?\s+incomplete|structural(?:ly)?\s+incomplete|indeterminate)\s+response\b"),
+         r"\b(?P<cat>excellent|biochemical(?:ly)?\s+incomplete|structural(?:ly)?\s+incomplete|indeterminate)\s+response\b",
+         needs=(("response",), ("excellent", "incomplete", "indeterminate"))),
     Rule("ata", lambda m: category_value(m.group("cat").replace("ally", "al").replace("ly ", " ")),
-         r"\b(?P<cat>biochemical\s+incomplete|structural\s+incomplete)\b"),
+         r"\b(?P<cat>biochemical\s+incomplete|structural\s+incomplete)\b",
+         needs=(("incomplete",),)),
     Rule("mrd", "MRD", r"\bMRD[\s-]*negativ(?:e|ity)\b|\bnegative\s+for\s+(?:MRD|minimal\s+residual\s+disease|measurable\s+residual"
-                       r"\s+disease)\b|\bundetectable\s+MRD\b|\buMRD\d?\b", negative=True),
-    Rule("mrd", "MRD", r"\b(?:MRD|minimal\s+residual\s+disease|measurable\s+residual\s+disease)\b(?:\s*\((?:MRD)\))?", finding=True),
-    Rule("pcr", "pCR", r"\bpatholog(?:ic|ical)\s+complete\s+(?:response|remission)\b"),
-    Rule("pcr", "pCR", r"\bpCR\b", flags=0),
+                       r"\s+disease)\b|\bundetectable\s+MRD\b|\buMRD\d?\b", negative=True,
+         needs=(("mrd", "negative"),)),
+    Rule("mrd", "MRD", r"\b(?:MRD|minimal\s+residual\s+disease|measurable\s+residual\s+disease)\b(?:\s*\((?:MRD)\))?", finding=True,
+         needs=(("mrd", "residual"),)),
+    Rule("pcr", "pCR", r"\bpatholog(?:ic|ical)\s+complete\s+(?:response|remission)\b",
+         needs=(("patholog",), ("complete",))),
+    Rule("pcr", "pCR", r"\bpCR\b", flags=0,
+         needs=(("pCR",),)),
     # generic category words (no criteria named)
     Rule("response", lambda m: category_value(m.group(0)),
          r"\b(?:complete\s+response|complete\s+remission|partial\s+response|partial\s+remission|stable\s+disease|"
-         r"progressive\s+disease|disease\s+progression|minimal\s+response|minor\s+response)\b"),
+         r"progressive\s+disease|disease\s+progression|minimal\s+response|minor\s+response)\b",
+         needs=(("complete", "partial", "stable", "progress", "minimal", "minor"),)),
     # AJCC post-neoadjuvant categories
-    Rule("ypT", _ypt, r"(?<![A-Za-z])y\s*p?\s*T\s*" + _T_TOKEN),
-    Rule("ypN", _ypn, r"(?<![A-Za-z])y\s*p?\s*N\s*" + _N_TOKEN),
+    Rule("ypT", _ypt, r"(?<![A-Za-z])y\s*p?\s*T\s*" + _T_TOKEN,
+         needs=(("y",), ("t",))),
+    Rule("ypN", _ypn, r"(?<![A-Za-z])y\s*p?\s*N\s*" + _N_TOKEN,
+         needs=(("y",), ("n",))),
     # residual cancer burden
     Rule("rcb_class", _roman, r"\b(?:RCB|residual\s+cancer\s+burden)(?:\s+class(?:ification)?)?\s*[:=\-]?\s*"
-                               r"(?:class\s*)?(?P<cls>III|II|I|0|[0-3])(?![A-Za-z0-9.])"),
+                               r"(?:class\s*)?(?P<cls>III|II|I|0|[0-3])(?![A-Za-z0-9.])",
+         needs=(("rcb", "burden"),)),
     Rule("rcb_index", lambda m: m.group("idx"),
          r"\b(?:RCB|residual\s+cancer\s+burden)(?:\s+(?:index|score|value)|(?=\s*[:=]\s*\d+\.\d))\s*(?:[:=(]|of|was|is)?\s*"
-         r"(?P<idx>\d+(?:\.\d+)?)"),
+         r"(?P<idx>\d+(?:\.\d+)?)",
+         needs=(("rcb", "burden"),)),
     # findings
-    Rule("disease", "evidence of disease", r"\bNED\b", negative=True, flags=0),
-    Rule("disease", "evidence of disease", r"\b(?:disease[\s-]free|free\s+of\s+disease)\b", negative=True),
+    Rule("disease", "evidence of disease", r"\bNED\b", negative=True, flags=0,
+         needs=(("NED",),)),
+    Rule("disease", "evidence of disease", r"\b(?:disease[\s-]free|free\s+of\s+disease)\b", negative=True,
+         needs=(("free",), ("disease",))),
     Rule("disease", "evidence of disease",
          r"\b(?:(?:clinical|radiologic(?:al)?|biochemical|structural|objective|any)\s+)?evidence\s+of\s+"
          r"(?:(?:residual|active|recurrent|metastatic|persistent|locoregional|distant|malignant)\s+)?"
-         r"(?:disease|malignancy|tumou?r|cancer)\b(?!\s+(?:progression|recurrence|relapse))", finding=True),
+         r"(?:disease|malignancy|tumou?r|cancer)\b(?!\s+(?:progression|recurrence|relapse))", finding=True,
+         needs=(("evidence",),)),
     Rule("new_lesion", "new lesion", r"\bnew\s+(?:(?:measurable|non[\s-]?measurable|target|non[\s-]?target|"
                                      r"suspicious|metastatic|focal|FDG[\s-]avid|avid)\s+)*(?:lesions?|metastas[ie]s|"
-                                     r"sites?\s+of\s+disease|foci|focus|nodules?|deposits?)\b", finding=True),
+                                     r"sites?\s+of\s+disease|foci|focus|nodules?|deposits?)\b", finding=True,
+         needs=(("new",),)),
     Rule("residual_invasive", "residual invasive carcinoma",
-         r"\bresidual\s+invasive\s+(?:\w+\s+)?(?:carcinoma|cancer|disease|tumou?r)\b", finding=True),
-    Rule("residual_disease", "residual disease", r"\bresidual\s+(?:tumou?r|disease|carcinoma|cancer)\b(?!\s+burden)", finding=True),
+         r"\bresidual\s+invasive\s+(?:\w+\s+)?(?:carcinoma|cancer|disease|tumou?r)\b", finding=True,
+         needs=(("residual",), ("invasive",))),
+    Rule("residual_disease", "residual disease", r"\bresidual\s+(?:tumou?r|disease|carcinoma|cancer)\b(?!\s+burden)", finding=True,
+         needs=(("residual",),)),
     Rule("dcis", "DCIS", r"\b(?:(?:residual\s+)?(?:DCIS|ductal\s+carcinoma\s+in[\s-]situ)|in[\s-]situ\s+carcinoma)\b",
-         finding=True),
+         finding=True,
+         needs=(("dcis", "situ"),)),
     Rule("lvi", "lymphovascular invasion", r"\b(?:lympho[\s-]?vascular(?:\s+space)?\s+invasion|LVSI|LVI|"
-                                           r"(?:angio)?lymphatic\s+invasion)\b", finding=True),
-    Rule("malignancy", "malignancy", r"\bmalignan(?:cy|t\s+cells?)\b", finding=True),
-    Rule("metastasis", "metastasis", r"\b(?:metastas[ie]s|metastatic)\b", finding=True),
-    Rule("suspicious", "suspicious finding", r"\b(?:suspicious|worrisome|concerning)\b", finding=True),
-    Rule("recurrence", "recurrence", r"\b(?:recurren(?:ce|t)|relapse)\b", finding=True),
+                                           r"(?:angio)?lymphatic\s+invasion)\b", finding=True,
+         needs=(("lympho", "lymphatic", "lvi", "lvsi"),)),
+    Rule("malignancy", "malignancy", r"\bmalignan(?:cy|t\s+cells?)\b", finding=True,
+         needs=(("malignan",),)),
+    Rule("metastasis", "metastasis", r"\b(?:metastas[ie]s|metastatic)\b", finding=True,
+         needs=(("metasta",),)),
+    Rule("suspicious", "suspicious finding", r"\b(?:suspicious|worrisome|concerning)\b", finding=True,
+         needs=(("suspicious", "worrisome", "concerning"),)),
+    Rule("recurrence", "recurrence", r"\b(?:recurren(?:ce|t)|relapse)\b", finding=True,
+         needs=(("recurren", "relapse"),)),
     Rule("nonspecific", "non-specific finding",
-         r"\b(?:non[\s-]?specific|indeterminate|equivocal|of\s+(?:uncertain|undetermined)\s+significance)\b", finding=True),
+         r"\b(?:non[\s-]?specific|indeterminate|equivocal|of\s+(?:uncertain|undetermined)\s+significance)\b", finding=True,
+         needs=(("specific", "indeterminate", "equivocal", "significance"),)),
     Rule("faint_thyroid_bed_uptake", "faint thyroid-bed uptake",
          r"\b(?:faint|minimal|low[\s-]grade|mild)\s+(?:\w+\s+){0,3}?uptake\s+(?:(?:in|within|at|of)\s+)?(?:the\s+)?"
          r"(?:thyroid[\s-]bed|thyroid\s+remnant|remnant)\b|\b(?:faint|minimal)\s+thyroid[\s-]bed\s+uptake\b",
-         finding=True),
+         finding=True,
+         needs=(("uptake",), ("faint", "minimal", "grade", "mild"))),
     Rule("uptake", "abnormal uptake", r"\b(?:abnormal|focal|pathologic(?:al)?|iodine[\s-]avid|FDG[\s-]avid|"
                                       r"hypermetabolic|increased|avid|intense|significant)\s+(?:\w+\s+)?"
                                       r"(?:uptake|activity|focus|foci)\b|\b(?:FDG|iodine|RAI)[\s-]avid\s+(?:\w+\s+)?"
-                                      r"(?:disease|lesions?|nodes?|nodules?|metastas[ie]s|tumou?r)\b", finding=True),
+                                      r"(?:disease|lesions?|nodes?|nodules?|metastas[ie]s|tumou?r)\b", finding=True,
+         needs=(("uptake", "activity", "focus", "foci", "avid"),)),
     Rule("study_negative", "negative study",
          r"\b(?:negative|normal|unremarkable)\s+(?:\w+\s+)?(?:study|scan|examination|exam|ultrasound|sonogram|"
          r"US|CT|MRI|PET(?:/CT)?|WBS|whole[\s-]body\s+scan|imaging)\b"
          r"|(?:^|(?<=[:.\n]))\s*(?:negative|normal|unremarkable|no\s+abnormalit(?:y|ies)(?:\s+(?:detected|seen))?)\s*\.?\s*(?=$|\n)"
          r"|\bno\s+(?:(?:acute|significant|suspicious|sonographic|scintigraphic|focal)\s+)*(?:abnormalit(?:y|ies)|findings)\b"
-         r"|\bno\s+uptake\b"),
+         r"|\bno\s+uptake\b",
+         needs=(("negative", "normal", "unremarkable", "abnormalit", "findings", "uptake"),)),
 )
 KINDS = tuple(sorted({r.kind for r in RULES if r.kind != "*criteria*"} | set(CRITERIA_NAMES.values())))
 
@@ -324,6 +369,13 @@ def _post_negation(text: str, end: int) -> int | None:
 
 _COMPILED = tuple((r, re.compile(r.pattern, r.flags | re.MULTILINE)) for r in RULES)
 _GENERIC_KIND_PRIORITY = {"response": 1, "uptake": 1, "residual_disease": 1, "nonspecific": 0}
+# Characters other than ASCII letters that re.IGNORECASE matches to an ASCII letter (dotted/dotless i, long s,
+# Kelvin sign; tests/test_report_text.py recomputes the set). In a text without them, every letter a
+# case-insensitive literal matched is ASCII, so the literal is in text.lower().
+_ASCII_CASE_LOOKALIKES = frozenset("\u0130\u0131\u017f\u212a")
+# (case-insensitive, needs) per row, for the pre-screen
+_SCREENS = tuple((bool(r.flags & re.IGNORECASE), r.needs) for r in RULES)
+_CACHE_MAX_CHARS = 4096  # texts up to this length are memoised (report templates repeat within and across calls)
 
 
 def extract(text: str) -> list[Stated]:
@@ -331,8 +383,39 @@ def extract(text: str) -> list[Stated]:
     longest (so "very good partial response" is VGPR, not PR, and "no evidence of disease" one statement)."""
     if not text:
         return []
+    if type(text) is str and len(text) <= _CACHE_MAX_CHARS:
+        return list(_extract_cached(text))
+    return _extract(text)
+
+
+@lru_cache(maxsize=1024)
+def _extract_cached(text: str) -> tuple[Stated, ...]:
+    return tuple(_extract(text))  # Stated is frozen: the cached statements are shared, never changed
+
+
+def _rows_to_run(text: str, screen: bool = True) -> list[int]:
+    """Indices of the rows whose literals (``Rule.needs``) are all in ``text``: the others cannot match."""
+    if not screen or type(text) is not str or not (text.isascii() or _ASCII_CASE_LOOKALIKES.isdisjoint(text)):
+        return list(range(len(_COMPILED)))
+    low = text.lower()
+    out = []
+    for order, (nocase, needs) in enumerate(_SCREENS):  # plain loops: this runs for every report text
+        hay = low if nocase else text
+        for group in needs:
+            for lit in group:
+                if lit in hay:
+                    break
+            else:
+                break  # no literal of this group: the row cannot match
+        else:
+            out.append(order)
+    return out
+
+
+def _extract(text: str, screen: bool = True) -> list[Stated]:
     found: list[tuple[int, int, int, Rule, re.Match]] = []
-    for order, (rule, rx) in enumerate(_COMPILED):
+    for order in _rows_to_run(text, screen):
+        rule, rx = _COMPILED[order]
         for m in rx.finditer(text):
             if m.end() > m.start():
                 found.append((m.start(), m.end(), order, rule, m))

@@ -165,3 +165,54 @@ def test_a_negation_cue_negates_a_finding(finding, cue):
     negated = extract(cue + finding)
     assert plain and not plain[0].negated
     assert negated and negated[-1].negated and negated[-1].kind == plain[0].kind
+
+
+# --- the literal pre-screen (Rule.needs) must never change a result --------------------------------------------
+
+from fhir_mappings import report_text as _rt  # noqa: E402
+
+_PHRASES = [t for t, _ in ROWS if t] + [
+    "Impression: no evidence of disease.", "LVI: not identified", "Deauville 3, complete metabolic response.",
+    "RECIST 1.1: PR", "recist 1.1: pr", "Best overall response = VGPR", "5 PS 4", "five-point scale 3",
+    "IMWG 2016 response: stringent complete response", "PCWG3: PD", "GCIG: CR", "Cheson: PR", "ATA 2015: excellent",
+    "ductal carcinoma in situ", "in-situ carcinoma", "angiolymphatic invasion", "LVSI present", "malignant cells",
+    "metastases", "worrisome", "concerning for recurrence", "relapse", "of uncertain significance", "equivocal",
+    "low-grade uptake within the remnant", "minimal thyroid bed uptake", "FDG-avid nodes", "intense activity",
+    "RAI avid disease", "normal study", "unremarkable CT", "no acute abnormalities", "no suspicious findings",
+    "uMRD4", "undetectable MRD", "measurable residual disease", "disease free", "free of disease",
+    "residual invasive ductal carcinoma", "residual tumour burden", "new FDG-avid lesions", "yp T 1 mi", "y p N 2a",
+    "RCB: 1.2", "residual cancer burden index 3.1", "Response: CR", "structurally incomplete", "indeterminate response",
+    "ELN CRh", "CRi", "MLFS", "CMR", "PMD", "NED", "pCR", "DS: X", "Deauville X", "no", "not", ",", ".", "\n", ";",
+    "\u0130MWG: CR", "reci\u017ft: PR", "\u212aelvin", "RECIST\u2013PR", "µ", "ı",
+]
+
+
+def test_case_lookalikes_are_complete():
+    """Every non-ASCII character re.IGNORECASE matches to an ASCII letter is in _ASCII_CASE_LOOKALIKES."""
+    import re
+
+    every = "".join(chr(i) for i in range(128, 0x110000))
+    found = set()
+    for letter in "abcdefghijklmnopqrstuvwxyz":
+        found.update(re.findall(letter, every, re.IGNORECASE))
+    assert found <= _rt._ASCII_CASE_LOOKALIKES
+
+
+@pytest.mark.parametrize("text", _PHRASES)
+def test_every_match_holds_the_rows_literals(text):
+    import re
+
+    for rule, rx in _rt._COMPILED:
+        for m in rx.finditer(text):
+            hay = m.group(0).lower() if rule.flags & re.IGNORECASE else m.group(0)
+            if m.end() > m.start() and (text.isascii() or _rt._ASCII_CASE_LOOKALIKES.isdisjoint(text)):
+                assert all(any(lit in hay for lit in group) for group in rule.needs), (rule.kind, m.group(0))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.sampled_from(_PHRASES + [" ", "  ", "-", ": ", " no ", " but ", " or "]), max_size=12),
+       st.sampled_from([str, str.upper, str.lower, str.swapcase]))
+def test_pre_screen_gives_the_same_statements(parts, case):
+    text = case(" ".join(parts))
+    assert _rt._extract(text) == _rt._extract(text, screen=False)
+    assert extract(text) == _rt._extract(text, screen=False)
