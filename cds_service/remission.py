@@ -12,7 +12,7 @@ from datetime import date
 from typing import Any, Mapping
 
 from cds_service.cards import EXTENSION_KEY, _clean, _clip, md_escape
-from fhir_mappings.activity import last_done, schedule_key
+from fhir_mappings.activity import last_done, schedule_conditions, schedule_key
 from fhir_mappings.pipeline import CriteriaResult
 from fhir_mappings.record import LOINC, SNOMED, PatientRecord
 from rules import surveillance
@@ -149,7 +149,7 @@ def build_views(results: list[CriteriaResult], record: PatientRecord, as_of: dat
                 ct = data["cancer_types"][resolved]
                 codes_by_item = {it["id"]: it.get("codes", []) for it in ct.get("items", [])}
                 done = last_done(record, codes_by_item, as_of, (local_done_codes or {}).get(resolved))
-                plan = surveillance.plan(resolved, anchor, done, as_of, data)
+                plan = surveillance.plan(resolved, anchor, done, as_of, data, conditions=schedule_conditions(r.cancer))
                 planned.add(key)
         views.append(RemissionView(r, tl, plan, anchor))
     return views

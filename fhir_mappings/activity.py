@@ -31,6 +31,20 @@ def schedule_key(routed: RoutedCancer) -> str | None:
     return SCHEDULES.get(key)
 
 
+def schedule_conditions(routed: RoutedCancer) -> dict[str, bool]:
+    """Schedule-item conditions the record settles (False drops the item; unknown ones stay, with their text)."""
+    out: dict[str, bool] = {}
+    if routed.cancer.key == "colorectal":
+        text = routed.condition_text.lower()
+        icd_rectal = any(c.startswith(("C20", "C19")) for c in _icd_codes(routed))
+        out["rectal_lar_or_no_pelvic_rt"] = None if (icd_rectal or "rect" in text) else False
+    return {k: v for k, v in out.items() if v is not None}
+
+
+def _icd_codes(routed: RoutedCancer) -> list[str]:
+    return list(getattr(routed, "icd_codes", ()) or ())
+
+
 def _codes_of(res: dict) -> set[str]:
     keys = concept_keys(res.get("code"))
     for t in res.get("type") or ():  # Encounter.type

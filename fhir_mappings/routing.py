@@ -82,6 +82,7 @@ class RoutedCancer:
     onset: date | None
     remission_state: str | None   # "remission" / "relapse" / None, from ICD-10-CM 5th character or clinicalStatus
     matched_by: str               # "ICD-10", "SNOMED CT" or "text"
+    icd_codes: tuple[str, ...] = ()  # the Condition's ICD-10(-CM) codes (site detail, e.g. C20 rectum)
 
 
 def _icd_match(code: str) -> CancerType | None:
@@ -181,6 +182,7 @@ def route(record: PatientRecord) -> list[RoutedCancer]:
             cancer=ct, condition_ref=ref_of(cond), condition_text=concept_text(cond.get("code")) or ct.label,
             onset=parse_date(cond.get("onsetDateTime")) or parse_date(cond.get("recordedDate")),
             remission_state=_remission_state(cond), matched_by=how,
+            icd_codes=tuple(c for sys_, c in codings(cond.get("code")) if sys_ in (ICD10CM, ICD10)),
         )
     # a specific solid type (breast, prostate...) already carries RECIST: drop a generic duplicate
     if "solid" in found and any(k in found for k in ("breast", "prostate", "ovarian", "hcc", "gist", "glioma",

@@ -138,3 +138,21 @@ def test_order_hook_without_draft_orders_is_400(client):
 def test_discovery_lists_both_order_hooks(client):
     hooks = {(s["id"], s["hook"]) for s in client.get("/cds-services").get_json()["services"]}
     assert ("surveillance-order-check", "order-select") in hooks and ("surveillance-order-check", "order-sign") in hooks
+
+
+def test_rectal_only_items_are_dropped_for_colon_cancer(client):
+    body = client.post(HOOK, json=colorectal_cr().hook_request()).get_json()
+    surv = next(c for c in body["cards"] if "org.remission-cds.surveillance" in c.get("extension", {}))
+    ids = {i["id"] for i in surv["extension"]["org.remission-cds.surveillance"]["items"]}
+    assert "proctoscopy" not in ids and "cea" in ids
+
+
+def test_rectal_cancer_keeps_proctoscopy(client):
+    p = colorectal_cr()
+    cond = next(r for r in p.resources if r["resourceType"] == "Condition")
+    cond["code"] = {"coding": [{"system": "http://hl7.org/fhir/sid/icd-10-cm", "code": "C20"}],
+                    "text": "Adenocarcinoma of rectum"}
+    body = client.post(HOOK, json=p.hook_request()).get_json()
+    surv = next(c for c in body["cards"] if "org.remission-cds.surveillance" in c.get("extension", {}))
+    ids = {i["id"] for i in surv["extension"]["org.remission-cds.surveillance"]["items"]}
+    assert "proctoscopy" in ids
