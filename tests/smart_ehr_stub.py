@@ -30,7 +30,7 @@ class SmartEhrStub:
     def __init__(self, upstream_base: str, *, client_id: str, launches: dict[str, dict]):
         self.upstream = urlsplit(upstream_base.rstrip("/"))
         self.client_id = client_id
-        self.launches = launches            # launch id -> {"patient": id, "appContext": str}
+        self.launches = launches            # launch id (or "standalone") -> {"patient": id, "appContext": str}
         self.token = "ehr-" + secrets.token_urlsafe(24)
         self.codes: dict[str, dict] = {}
         self.checks: list[str] = []         # what went wrong at authorize/token ("ok ..." entries when fine)
@@ -111,10 +111,16 @@ class SmartEhrStub:
                     problems.append("client_id")
                 if q.get("aud") != stub.fhir_base:
                     problems.append("aud")
-                if q.get("launch") not in stub.launches:
-                    problems.append("launch")
-                if "launch" not in (q.get("scope") or "").split():
+                scopes = (q.get("scope") or "").split()
+                launch = q.get("launch")
+                if launch is None:   # standalone launch: the EHR picks the patient (launches["standalone"])
+                    launch = "standalone"
+                    if "launch/patient" not in scopes or "launch" in scopes:
+                        problems.append("scope")
+                elif "launch" not in scopes:
                     problems.append("scope")
+                if launch not in stub.launches:
+                    problems.append("launch")
                 if q.get("code_challenge_method") != "S256" or len(q.get("code_challenge") or "") < 43:
                     problems.append("code_challenge")
                 if not q.get("state"):
@@ -131,7 +137,7 @@ class SmartEhrStub:
                     code = secrets.token_urlsafe(16)
                     with stub._lock:
                         stub.codes[code] = {"challenge": q["code_challenge"], "redirect_uri": redirect,
-                                            "launch": q["launch"], "scope": q["scope"]}
+                                            "launch": launch, "scope": q["scope"]}
                     stub.note("ok authorize")
                     target = redirect + "?" + urlencode({"code": code, "state": q["state"]})
                 self._send(302, headers={"Location": target})

@@ -64,7 +64,8 @@ def _ensure_chromium() -> None:
             return
         env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
         for cmd in (["apt-get", "update", "-qq"],
-                    ["apt-get", "install", "-y", "-qq", "--no-install-recommends", "chromium", "chromium-driver"]):
+                    ["apt-get", "install", "-y", "-qq", "--no-install-recommends", "chromium", "chromium-driver",
+                     "fonts-liberation"]):   # a font family the screenshots can rely on (Recommends skipped)
             try:
                 proc = subprocess.run(cmd, capture_output=True, text=True, timeout=APT_TIMEOUT_S, env=env,
                                       stdin=subprocess.DEVNULL)
@@ -139,15 +140,21 @@ def service(tmp_path_factory):
         thread.join(timeout=5)
 
 
-@pytest.fixture(scope="module")
-def browser(tmp_path_factory):
+@pytest.fixture(scope="session")
+def chromium():
+    """Debian's Chromium and ChromeDriver, installed on a fresh (root) machine; fails, never skips, without them."""
     _ensure_chromium()
+    return CHROMIUM
+
+
+@pytest.fixture(scope="module")
+def browser(chromium, tmp_path_factory):
     os.environ.setdefault("SE_OFFLINE", "true")   # Selenium Manager must not try to download a driver
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 
     opts = webdriver.ChromeOptions()
-    opts.binary_location = CHROMIUM
+    opts.binary_location = chromium
     for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync",
                  "--disable-dev-shm-usage", "--window-size=1366,1000", "--force-device-scale-factor=1"):
@@ -429,6 +436,32 @@ def test_ehr_launch_with_pkce(browser, service, fhir):
     finally:
         stub.stop()
         service["needle"][:] = []
+
+
+def test_standalone_launch_with_oauth(browser, service, fhir):
+    """A FHIR server that offers the authorization code grant: standalone launch signs in (launch/patient)."""
+    from urllib.parse import quote
+
+    pid = "sbx-myeloma-imwg-pr"
+    stub = SmartEhrStub(fhir.base_url, client_id=CLIENT_ID, launches={"standalone": {"patient": pid}}).start()
+    try:
+        browser.get(f"{service['base']}/smart/launch?iss={quote(stub.fhir_base, safe='')}")
+        _wait_state(browser)
+        assert stub.checks == ["ok authorize", "ok token (PKCE verified)"], stub.checks
+        _same_categories_as_hook(browser, service, fhir, pid)
+    finally:
+        stub.stop()
+
+
+def test_open_sandbox_lists_the_servers_patients(browser, service, fhir):
+    from urllib.parse import quote
+
+    browser.get(f"{service['base']}/smart/launch?iss={quote(fhir.base_url, safe='')}")
+    _wait_state(browser, ("patients",))
+    links = browser.execute_script("return Array.from(document.querySelectorAll('ul.patients a')).map(a => a.href)")
+    assert len(links) == len(USED) and all("patient=sbx-" in h for h in links)
+    browser.get(links[0])
+    _wait_state(browser)
 
 
 def test_launch_refused_for_a_host_not_allowed(browser, service):
