@@ -148,9 +148,14 @@ def _sum_of_diameters(ext: Json, key: str, base_keys: tuple[str, ...], nadir_key
 
 
 def _recist(ext: Json) -> list[Json | None]:
-    return [_sum_of_diameters(ext, "target_sum_mm", ("baseline_sum_mm",), ("nadir_sum_mm",),
+    chart = _sum_of_diameters(ext, "target_sum_mm", ("baseline_sum_mm",), ("nadir_sum_mm",),
                               "Sum of target lesion diameters", recist.PR_DECREASE_PCT, recist.PD_INCREASE_PCT,
-                              recist.PD_ABSOLUTE_MM)]
+                              recist.PD_ABSOLUTE_MM)
+    if chart is not None:
+        chart["note"] = ("Target lesions only: a new lesion or unequivocal non-target progression is progression "
+                         "whatever the sum (see the category at each date).")
+        chart["description"] += " " + chart["note"]
+    return [chart]
 
 
 def _mrecist(ext: Json) -> list[Json | None]:
