@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import date
-from decimal import Decimal, localcontext
+from decimal import ROUND_HALF_UP, Decimal, localcontext
 from enum import Enum
 from typing import Mapping, Union
 
@@ -177,11 +177,14 @@ def change_at_least(current: Number, reference: Number, pct: Number) -> bool:
     return (cur - ref) * 100 >= p * ref
 
 
+_QUANTUM = {places: Decimal(1).scaleb(-places) for places in range(7)}  # exact (one digit): no context rounding
+
+
 def rounded(value: Decimal, places: int = 2) -> Decimal:
     """Round for display only (half-even is avoided: half away from zero)."""
-    from decimal import ROUND_HALF_UP
-
-    q = Decimal(1).scaleb(-places)
+    q = _QUANTUM.get(places) if type(places) is int else None  # every evidence sentence formats numbers
+    if q is None:
+        q = Decimal(1).scaleb(-places)
     return D(value).quantize(q, rounding=ROUND_HALF_UP)
 
 

@@ -282,6 +282,7 @@ def assess(inputs: RecistInputs, as_of: date, *, continuing_pr: bool = True) -> 
 
     results: list[_TP] = []
     evaluable_sums: list[tuple[date, Decimal]] = [(baseline.date, baseline_sum)] if baseline_sum is not None else []
+    nadir_sum = baseline_sum  # min() of evaluable_sums so far (the first of equal sums), kept as they are added
     pr_assigned = False
     cr_assigned = False
     for tp in tps[1:]:
@@ -305,7 +306,7 @@ def assess(inputs: RecistInputs, as_of: date, *, continuing_pr: bool = True) -> 
                 contribs[lid] = _contribution(m) if m is not None else None
             known = [c for c in contribs.values() if c is not None]
             avail = sum(known, Decimal(0))
-            nadir = min(s for _, s in evaluable_sums)
+            nadir = nadir_sum
             values["nadir_sum_mm"] = nadir
             values["baseline_sum_mm"] = baseline_sum
             if any(c is None for c in contribs.values()):
@@ -374,6 +375,8 @@ def assess(inputs: RecistInputs, as_of: date, *, continuing_pr: bool = True) -> 
         results.append(_TP(tp.date, target_resp, nt, tp.new_lesion, overall, tsum, avail, values=values))
         if tsum is not None and target_resp != "NE" and "available_sum_mm" not in values:
             evaluable_sums.append((tp.date, tsum))  # only complete sums can become the nadir
+            if nadir_sum is None or tsum < nadir_sum:
+                nadir_sum = tsum
         pr_assigned = pr_assigned or overall == "PR"
         cr_assigned = cr_assigned or overall == "CR"
 
