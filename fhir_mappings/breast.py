@@ -171,12 +171,21 @@ class _Reader:
     def __init__(self, record: PatientRecord, as_of: date, options: Mapping[str, Any]) -> None:
         self.record, self.as_of, self.options = record, as_of, options
         self.notes: list[str] = []
-        self._report_of: dict[str, Resource] = {}
-        for rep in record.of_type("DiagnosticReport"):
-            for r in items(rep.get("result")):
-                target = record.get(r)
-                if target is not None and ref_of(target):
-                    self._report_of[ref_of(target) or ""] = rep
+        self._report_of_map: dict[str, Resource] | None = None
+
+    @property
+    def _report_of(self) -> dict[str, Resource]:
+        """The DiagnosticReport that groups each result; built on first use (most calls never need it: only an
+        Observation without a date of its own takes the report's)."""
+        if self._report_of_map is None:
+            record, report_of = self.record, {}
+            for rep in record.of_type("DiagnosticReport"):
+                for r in items(rep.get("result")):
+                    key = record.ref_key(r)  # ref_of(record.get(r)), without reading the result
+                    if key:
+                        report_of[key] = rep
+            self._report_of_map = report_of
+        return self._report_of_map
 
     def when(self, obs: Resource) -> date | None:
         return effective_date(obs) or (effective_date(self._report_of[ref_of(obs) or ""])

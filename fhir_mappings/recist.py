@@ -139,14 +139,15 @@ def _dimension(obs: Resource, nodal: bool, record: PatientRecord) -> tuple[Decim
 def _timepoint_dates(record: PatientRecord, obs_list: list[Resource]) -> dict[str, date]:
     """Date of the imaging report that groups each measurement (report date wins over measurement date)."""
     when: dict[str, date] = {}
+    ref_key = record.ref_key  # ref_of(record.get(r)) without reading every result resource
     for rep in record.of_type("DiagnosticReport"):
         d = effective_date(rep)
         if d is None:
             continue
         for r in rep.get("result") or ():
-            target = record.get(r)
-            if target is not None and ref_of(target):
-                when[ref_of(target)] = d
+            key = ref_key(r)
+            if key:
+                when[key] = d
     return when
 
 

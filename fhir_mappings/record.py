@@ -155,8 +155,14 @@ class PatientRecord:
         # and building their system|code keys cost more than the rest of the index. with_codes() checks the
         # full system|code of the few candidates (concept_keys), so the answers are the same.
         self._by_bare_code: dict[str, list[Resource]] = defaultdict(list)
+        # Resources by the (raw, string) system of their code's codings, built in the same pass: with_system()
+        # would otherwise read every resource's codings a second time. A non-hashable system (the scan would
+        # raise on it) sends with_system() back to the scan.
+        self._by_system: dict[str, list[Resource]] = defaultdict(list)
+        self._odd_system = False
+        by_type, by_ref, by_bare_code, by_system = self._by_type, self._by_ref, self._by_bare_code, self._by_system
         seen: set[str] = set()
-        for res in resources:
+        for res in resources:  # runs for every prefetch resource of every call: locals, no helper calls
             if not isinstance(res, dict):
                 continue
             rtype = res.get("resourceType")
@@ -178,18 +184,36 @@ class PatientRecord:
             }:
                 self.issues.append(MappingIssue(ref, "Condition skipped", "verification status is entered-in-error or refuted"))
                 continue
-            self._by_type[rtype].append(res)
+            by_type[rtype].append(res)
             if ref:
-                self._by_ref[ref] = res
+                by_ref[ref] = res
             code = res.get("code")
             if isinstance(code, dict):
                 coding = code.get("coding")
                 if isinstance(coding, list):
+                    systems: set[str] | str | None = None  # the systems this resource is listed under
                     for c in coding:
                         if isinstance(c, dict):
                             bare = c.get("code")
                             if isinstance(bare, str):
-                                self._by_bare_code[bare.strip()].append(res)
+                                by_bare_code[bare.strip()].append(res)
+                            system = c.get("system")
+                            if isinstance(system, str):
+                                if systems is None:  # the usual single coding: no set
+                                    systems = system
+                                    by_system[system].append(res)
+                                elif isinstance(systems, str):
+                                    if system != systems:
+                                        systems = {systems, system}
+                                        by_system[system].append(res)
+                                elif system not in systems:
+                                    systems.add(system)
+                                    by_system[system].append(res)
+                            elif system is not None and not self._odd_system:
+                                try:
+                                    hash(system)
+                                except TypeError:
+                                    self._odd_system = True
 
     def of_type(self, rtype: str) -> list[Resource]:
         return self._by_type.get(rtype, [])
@@ -205,6 +229,20 @@ class PatientRecord:
         if ref.count("/") > 1:  # absolute URL
             ref = "/".join(ref.rsplit("/", 2)[-2:])
         return self._by_ref.get(ref)
+
+    def ref_key(self, reference: Any) -> str | None:
+        """``ref_of(self.get(reference))`` without reading the target: the ``Type/id`` under which a Reference
+        (or reference string) resolves in this record, or None. The index keys are ``ref_of`` of their resource,
+        so for a walk over many references (every report's ``result``) this touches no target resource."""
+        if isinstance(reference, dict):
+            reference = reference.get("reference")
+        if not isinstance(reference, str):
+            return None
+        if reference.count("/") != 1:
+            reference = reference.split("/_history/")[0]
+            if reference.count("/") > 1:  # absolute URL
+                reference = "/".join(reference.rsplit("/", 2)[-2:])
+        return reference if reference in self._by_ref else None
 
     def with_codes(self, keys: Iterable[str], rtype: str | None = None) -> list[Resource]:
         """Resources whose ``code`` carries any of ``system|code`` keys, in date order, without duplicates."""
@@ -227,13 +265,21 @@ class PatientRecord:
         key = ("with_system", system, rtype)
         if key not in self.memo:
             wanted = {system} | {alias for alias, canon in SYSTEM_ALIASES.items() if canon == system}
+            listed = [self._by_system[s] for s in wanted if isinstance(s, str) and s in self._by_system]
+            if not self._odd_system and len(listed) <= 1:
+                # from the index: the resources (of any type) with a coding in the one system present, in
+                # record order; keep those of rtype (what the scan below returns, without reading the others)
+                self.memo[key] = [r for r in (listed[0] if listed else ()) if r.get("resourceType") == rtype]
+                return self.memo[key]
             out = []
-            for r in self.of_type(rtype):
+            for r in self.of_type(rtype):  # every resource of the type: plain loops, no generator per resource
                 code = r.get("code")
                 coding = code.get("coding") if isinstance(code, dict) else None
-                if isinstance(coding, list) and any(isinstance(c, dict) and c.get("system") in wanted
-                                                    for c in coding):
-                    out.append(r)
+                if isinstance(coding, list):
+                    for c in coding:
+                        if isinstance(c, dict) and c.get("system") in wanted:
+                            out.append(r)
+                            break
             self.memo[key] = out
         return self.memo[key]
 

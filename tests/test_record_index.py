@@ -1,0 +1,117 @@
+"""PatientRecord look-ups that skip reading resources must answer exactly what the reading versions answer."""
+from __future__ import annotations
+
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
+
+from fhir_mappings.record import PatientRecord, ref_of
+
+_TYPES = st.sampled_from(["Observation", "DiagnosticReport", "Condition", "BodyStructure", "", None, 3])
+_IDS = st.one_of(st.sampled_from(["a", "b", "1", "x/y", "", None, 0, 7]), st.text(max_size=4))
+_STATUS = st.sampled_from([None, "final", "entered-in-error", "cancelled"])
+
+
+@st.composite
+def _resources(draw):
+    out = []
+    for _ in range(draw(st.integers(0, 12))):
+        res = {"resourceType": draw(_TYPES), "id": draw(_IDS)}
+        status = draw(_STATUS)
+        if status:
+            res["status"] = status
+        out.append(res)
+    return out
+
+
+def _references(record_resources):
+    known = [f"{r.get('resourceType')}/{r.get('id')}" for r in record_resources]
+    base = st.one_of(st.sampled_from(known or ["Observation/a"]), st.text(max_size=12))
+    decorated = st.builds(lambda ref, pre, hist: f"{pre}{ref}{hist}", base,
+                          st.sampled_from(["", "http://x.org/fhir/", "urn:", "/", "a/b/"]),
+                          st.sampled_from(["", "/_history/2", "/_history/", "/"]))
+    return st.one_of(decorated, st.builds(lambda r: {"reference": r}, decorated),
+                     st.sampled_from([None, 5, {}, {"reference": 3}, [], {"display": "x"}]))
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.data())
+def test_ref_key_is_ref_of_get(data):
+    resources = data.draw(_resources())
+    record = PatientRecord(resources)
+    for _ in range(8):
+        ref = data.draw(_references(resources))
+        target = record.get(ref)
+        assert record.ref_key(ref) == (ref_of(target) if target is not None else None)
+
+
+_SYSTEMS = st.sampled_from(["http://cap.org/eCC", "http://loinc.org", "urn:oid:2.16.840.1.113883.6.1",
+                            "http://snomed.info/sct", "", None, 3, ["x"], {"a": 1}, "missing"])
+
+
+def _scan_with_system(record, system, rtype):
+    """with_system() as a scan of every resource of the type (the reference answer)."""
+    from fhir_mappings.record import SYSTEM_ALIASES
+
+    wanted = {system} | {alias for alias, canon in SYSTEM_ALIASES.items() if canon == system}
+    out = []
+    for r in record.of_type(rtype):
+        code = r.get("code")
+        coding = code.get("coding") if isinstance(code, dict) else None
+        if isinstance(coding, list) and any(isinstance(c, dict) and c.get("system") in wanted for c in coding):
+            out.append(r)
+    return out
+
+
+@st.composite
+def _coded_resources(draw):
+    out = []
+    for i in range(draw(st.integers(0, 10))):
+        codings = []
+        for _ in range(draw(st.integers(0, 4))):
+            c = {}
+            system = draw(_SYSTEMS)
+            if system != "missing":
+                c["system"] = system
+            if draw(st.booleans()):
+                c["code"] = draw(st.sampled_from(["1", " 2 ", 3]))
+            codings.append(c if draw(st.integers(0, 9)) else "not a coding")
+        res = {"resourceType": draw(st.sampled_from(["Observation", "Condition"])),
+               "code": draw(st.sampled_from([{"coding": codings}, {"coding": codings}, codings, None]))}
+        if draw(st.booleans()):
+            res["id"] = str(i)
+        out.append(res)
+        if draw(st.integers(0, 5)) == 0:
+            out.append(res)  # the same dict twice (without an id it is not deduplicated)
+    return out
+
+
+_LOINC_OID = "urn:oid:2.16.840.1.113883.6.1"
+
+
+def _obs(*systems, rid=None):
+    res = {"resourceType": "Observation", "code": {"coding": [{"system": s, "code": "1"} for s in systems]}}
+    return {**res, "id": rid} if rid else res
+
+
+@settings(max_examples=300, deadline=None)
+@given(_coded_resources(), st.sampled_from(["http://cap.org/eCC", "http://loinc.org", "http://snomed.info/sct"]),
+       st.sampled_from(["Observation", "Condition"]))
+@example([_obs("http://loinc.org"), _obs(_LOINC_OID), _obs("http://loinc.org", _LOINC_OID)], "http://loinc.org",
+         "Observation")  # a system and its alias both present: the scan
+@example([_obs("a", "b", "http://cap.org/eCC"), _obs("b", "a", "b", "http://cap.org/eCC", "a")], "http://cap.org/eCC",
+         "Observation")  # the wanted system in a third coding
+@example([_obs("http://cap.org/eCC")] * 2 + [_obs("http://cap.org/eCC", rid="1")] * 2, "http://cap.org/eCC",
+         "Observation")  # one dict twice without an id (listed twice), twice with one (once)
+@example([_obs("http://cap.org/eCC", ["x"])], "http://cap.org/eCC", "Observation")
+@example([_obs(["x"], "http://cap.org/eCC")], "http://cap.org/eCC", "Observation")
+def test_with_system_index_equals_the_scan(resources, system, rtype):
+    try:
+        expected = _scan_with_system(PatientRecord(resources), system, rtype)
+    except TypeError:  # an unhashable system: the scan raises, and so must the index
+        try:
+            PatientRecord(resources).with_system(system, rtype)
+        except TypeError:
+            return
+        raise AssertionError("with_system did not raise where the scan does")
+    got = PatientRecord(resources).with_system(system, rtype)
+    assert [id(r) for r in got] == [id(r) for r in expected]
