@@ -238,6 +238,20 @@ class _PerProcessConnections:
 _NO_LOCK = nullcontext()
 
 
+def _set_wal(conn: sqlite3.Connection, wait_s: float = 10.0) -> None:
+    """WAL mode. Switching needs an exclusive lock and SQLite answers "database is locked" at once, without its
+    busy handler, while another process is opening the same new file: retry for a bounded time."""
+    deadline = time.monotonic() + wait_s
+    while True:
+        try:
+            conn.execute("PRAGMA journal_mode=WAL").fetchone()
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() >= deadline:
+                raise
+            time.sleep(0.02)
+
+
 class _SQLiteTx:
     def __init__(self, conn: sqlite3.Connection) -> None:
         self.conn = conn
@@ -274,8 +288,8 @@ class SQLiteStore(FeedbackStore):
         conn = self._conns.get()
         if conn is None:
             conn = sqlite3.connect(self.path, timeout=10, isolation_level=None, check_same_thread=False)
-            conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA busy_timeout=10000")
+            _set_wal(conn)
             self._conns.set(conn)
         return conn
 
