@@ -14,7 +14,7 @@ from functools import lru_cache
 from typing import Any
 
 from cds_service.config import Settings
-from cds_service.fhir_client import FetchError, FhirServer, check_server_allowed
+from cds_service.fhir_client import FetchError, FhirServer, check_server_allowed, next_link
 from fhir_mappings.pipeline import observation_codes
 
 REPORT_CATEGORIES = (
@@ -173,13 +173,12 @@ def resolve(request: dict[str, Any], settings: Settings, today: date) -> Resolve
                 continue
             res.resources.extend(entries)
             if isinstance(value, dict) and value.get("resourceType") == "Bundle" and server is not None:
-                nxt = next((l.get("url") for l in value.get("link") or ()
-                            if isinstance(l, dict) and l.get("relation") == "next"), None)
-                if nxt:
-                    try:
+                try:
+                    nxt = next_link(value)
+                    if nxt:
                         res.resources.extend(_of_patient(server.fetch(nxt), context.get("patientId")))
-                    except FetchError as exc:
-                        res.unavailable[key] = f"later pages could not be fetched: {exc}"
+                except FetchError as exc:
+                    res.unavailable[key] = f"later pages could not be fetched: {exc}"
             continue
         if server is None:
             res.unavailable[key] = f"not prefetched, and {server_problem}"
