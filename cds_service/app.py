@@ -20,6 +20,7 @@ from cds_service.feedback import open_store
 from cds_service.jsonio import JSONDecodeError, dumps, loads
 from cds_service.logging_setup import configure_logging
 from cds_service.models import FeedbackRequest, HookRequest, error_paths
+from cds_service.openapi import openapi_document
 from cds_service.prefetch import REQUIRED_KEYS, resolve
 from cds_service.order_check import draft_orders, order_cards
 from cds_service.reported import annotate as annotate_reported
@@ -248,5 +249,9 @@ def create_app(config: Any = None) -> Flask:
     def _readyz() -> Response:
         ok = store.ping()
         return _json({"status": "ready" if ok else "not ready", "feedbackStore": ok}, 200 if ok else 503)
+
+    @app.get("/openapi.json")
+    def _openapi() -> Response:
+        return _json(openapi_document(settings))
 
     return app
