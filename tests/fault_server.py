@@ -1,8 +1,9 @@
 """A loopback HTTP server that plays the EHR's FHIR server, only to inject faults (tests/test_faults.py).
 
 The fault is chosen by the base URL the hook call names: ``http://127.0.0.1:<port>/f/<mode>/<scope>/fhir``.
-``scope`` is ``all`` (every request misbehaves) or ``optional`` (only DiagnosticReport, BodyStructure,
-MedicationRequest and Procedure do; Patient, Condition and Observation answer normally). Modes:
+``scope`` is ``all`` (every request misbehaves) or ``optional`` (only the optional data do: every type but
+Patient, Condition and Observation, which answer normally). Searches come as GET or as POST ``[type]/_search``.
+Modes:
 
 - ``ok``        the patient's data (search Bundles built from a sandbox patient's prefetch)
 - ``slow``      answers after ``SLOW_S`` seconds, beyond the service's read timeout and hook deadline
@@ -31,10 +32,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 SLOW_S = 3.5
 TRICKLE_S = 6.0
 MODES = ("ok", "slow", "e500", "busy429", "busy503", "drop", "reset", "redirect", "trickle", "garbage")
-OPTIONAL_TYPES = {"DiagnosticReport", "BodyStructure", "MedicationRequest", "Procedure"}
+REQUIRED_TYPES = {"Patient", "Condition", "Observation"}  # never faulty in the "optional" scope
 KEY_OF_TYPE = {"Patient": "patient", "Condition": "conditions", "Observation": "observations",
                "DiagnosticReport": "reports", "BodyStructure": "lesions", "MedicationRequest": "medications",
-               "Procedure": "procedures"}
+               "Procedure": "procedures"}  # other types: an empty search Bundle
 
 
 def _bind_other_loopback() -> str:
@@ -45,6 +46,11 @@ def _bind_other_loopback() -> str:
         return "127.0.0.2"
     except OSError:
         return "127.0.0.1"
+
+
+def _read_body(h: BaseHTTPRequestHandler) -> bytes:
+    length = int(h.headers.get("Content-Length") or 0)
+    return h.rfile.read(min(length, 1 << 20)) if length > 0 else b""
 
 
 class _Server(ThreadingHTTPServer):
@@ -70,6 +76,7 @@ class Recorder:
                 return
 
             def do_GET(self) -> None:  # noqa: N802
+                _read_body(self)
                 auth = self.headers.get("Authorization") or ""
                 rec.requests.append((self.path, bool(rec.token) and rec.token in auth))
                 body = b'{"resourceType":"Bundle","type":"searchset","entry":[]}'
@@ -78,6 +85,8 @@ class Recorder:
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
                 self.wfile.write(body)
+
+            do_POST = do_GET
 
         self.host = _bind_other_loopback()
         self._server = _Server((self.host, 0), Handler)
@@ -114,9 +123,12 @@ class FaultServer:
 
             def do_GET(self) -> None:  # noqa: N802
                 try:
+                    _read_body(self)
                     srv._handle(self)
                 except (BrokenPipeError, ConnectionResetError, socket.timeout, OSError):
                     self.close_connection = True  # the service gave up on this request: fine
+
+            do_POST = do_GET  # POST [type]/_search
 
         self._server = _Server(("127.0.0.1", 0), Handler)
         self.port = self._server.server_address[1]
@@ -150,7 +162,7 @@ class FaultServer:
         rtype = parts[5] if len(parts) > 5 else ""
         with self.lock:
             self.requests.append((h.path, self.token in (h.headers.get("Authorization") or "")))
-        faulty = mode != "ok" and (scope == "all" or rtype in OPTIONAL_TYPES)
+        faulty = mode != "ok" and (scope == "all" or rtype not in REQUIRED_TYPES)
         if not faulty:
             return self._send(h, 200, self._data(rtype))
         with self.lock:
