@@ -46,8 +46,14 @@ class RecistMapping:
     reasons_missing: tuple[str, ...] = ()
 
 
-def _component(obs: Resource, key: str) -> list[dict]:
-    return [c for c in obs.get("component") or () if isinstance(c, dict) and key in concept_keys(c.get("code"))]
+def _coded_components(obs: Resource) -> list[tuple[dict, set[str]]]:
+    """(component, its code's system|code keys) for each component: read once per TumorSize, asked up to 5 times."""
+    return [(c, concept_keys(c.get("code"))) for c in obs.get("component") or () if isinstance(c, dict)]
+
+
+def _component(obs: Resource, key: str, coded: list[tuple[dict, set[str]]] | None = None) -> list[dict]:
+    """The components of ``obs`` whose code carries ``key`` (``coded``: _coded_components(obs), when at hand)."""
+    return [c for c, keys in (_coded_components(obs) if coded is None else coded) if key in keys]
 
 
 def _lesion_key(obs: Resource, record: PatientRecord) -> tuple[str, Resource | None]:
@@ -69,8 +75,8 @@ def _lesion_key(obs: Resource, record: PatientRecord) -> tuple[str, Resource | N
     return (f"site:{site}" if site else ""), None
 
 
-def _is_nodal(obs: Resource, body: Resource | None) -> bool:
-    for c in _component(obs, codes.NODAL):
+def _is_nodal(obs: Resource, body: Resource | None, coded: list[tuple[dict, set[str]]] | None = None) -> bool:
+    for c in _component(obs, codes.NODAL, coded):
         if isinstance(c.get("valueBoolean"), bool):
             return c["valueBoolean"]
     for res, key in ((body, "location"), (obs, "bodySite")):
@@ -92,7 +98,8 @@ def _organ(obs: Resource, body: Resource | None) -> str | None:
     return None
 
 
-def _dimension(obs: Resource, nodal: bool, record: PatientRecord) -> tuple[Decimal | None, bool]:
+def _dimension(obs: Resource, nodal: bool, record: PatientRecord,
+               coded: list[tuple[dict, set[str]]] | None = None) -> tuple[Decimal | None, bool]:
     """(diameter in mm, too_small) of one TumorSize; (None, False) when not measured."""
     note = obs.get("note")
     notes = " ".join(str(n.get("text", "")) for n in (note if isinstance(note, list) else ())
@@ -122,14 +129,14 @@ def _dimension(obs: Resource, nodal: bool, record: PatientRecord) -> tuple[Decim
         return mm
 
     if nodal:
-        for comp in _component(obs, codes.SHORT_AXIS):
+        for comp in _component(obs, codes.SHORT_AXIS, coded):
             v = value_of(comp)
             if v is not None:
                 return v, too_small
-        others = [v for v in (value_of(c) for c in _component(obs, codes.OTHER_DIMENSION)) if v is not None]
+        others = [v for v in (value_of(c) for c in _component(obs, codes.OTHER_DIMENSION, coded)) if v is not None]
         if others:
             return min(others), too_small
-    for comp in _component(obs, codes.LONGEST_DIMENSION):
+    for comp in _component(obs, codes.LONGEST_DIMENSION, coded):
         v = value_of(comp)
         if v is not None:
             return v, too_small
@@ -178,7 +185,8 @@ def map_recist(record: PatientRecord, *, confirmation_required: bool | None = No
     tp_dates = _timepoint_dates(record, sizes)
     lesions: dict[str, _Lesion] = {}
     for obs in sizes:
-        d = tp_dates.get(ref_of(obs) or "", effective_date(obs))
+        ref = ref_of(obs)
+        d = tp_dates[ref] if ref in tp_dates else effective_date(obs)  # the report's date wins
         if d is None:
             record.issue(obs, "tumour size skipped", "no date")
             continue
@@ -186,14 +194,17 @@ def map_recist(record: PatientRecord, *, confirmation_required: bool | None = No
         if not key:
             record.issue(obs, "tumour size skipped", "no lesion identifier (focus) or body site to track it by")
             continue
-        les = lesions.setdefault(key, _Lesion(key))
-        les.nodal = les.nodal or _is_nodal(obs, body)
+        les = lesions.get(key)
+        if les is None:  # (setdefault would build a _Lesion for every measurement)
+            les = lesions[key] = _Lesion(key)
+        coded = _coded_components(obs)
+        les.nodal = les.nodal or _is_nodal(obs, body, coded)
         les.organ = les.organ or _organ(obs, body)
-        for comp in _component(obs, codes.LESION_ROLE):
+        for comp in _component(obs, codes.LESION_ROLE, coded):
             for k in concept_keys(comp.get("valueCodeableConcept")):
                 les.role = ROLE_VALUES.get(k.split("|", 1)[1].lower(), les.role)
-        dim, too_small = _dimension(obs, les.nodal, record)
-        les.sizes[d] = (dim, too_small, ref_of(obs))
+        dim, too_small = _dimension(obs, les.nodal, record, coded)
+        les.sizes[d] = (dim, too_small, ref)
 
     nt_status = _status_by_date(record, codes.NON_TARGET_RESPONSE, tp_dates)
     new_status = _status_by_date(record, codes.NEW_LESION, tp_dates)
