@@ -209,22 +209,27 @@ def test_the_password_never_shows(postgres_server, capsys):
     assert PASSWORD not in json.dumps(events) + captured.out + captured.err
 
 
-def test_readyz_is_503_when_postgresql_goes_away(postgres_server, tmp_path):
+def test_a_killed_postgresql_session_is_reopened(postgres_server):
     from cds_service import create_app
     import psycopg
 
-    url = postgres_server.fresh_database("t_readyz")
+    url = postgres_server.fresh_database("t_killed")
+
+    def kill_sessions() -> None:
+        with psycopg.connect(postgres_server.admin_url, autocommit=True) as admin:
+            admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = 't_killed'"
+                          " AND pid <> pg_backend_pid()")
+
     app = create_app({"feedback_database_url": url})
     c = app.test_client()
     assert c.get("/readyz").status_code == 200
-    with psycopg.connect(postgres_server.admin_url, autocommit=True) as admin:  # kill the service's session
-        admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = 't_readyz'"
-                      " AND pid <> pg_backend_pid()")
-    first = c.get("/readyz")  # the dead connection is noticed and dropped ...
-    assert first.status_code in (200, 503)
-    assert c.get("/readyz").status_code == 200  # ... and the next check reconnects
-    r = c.post("/cds-services/remission-status/feedback", json={"feedback": [item("after-reconnect")]})
-    assert r.status_code == 200 and r.get_json()["new"] == 1
+    kill_sessions()
+    assert c.get("/readyz").status_code in (200, 503)  # the dead connection is noticed and dropped ...
+    assert c.get("/readyz").status_code == 200          # ... and the next check reconnects
+    kill_sessions()
+    r = c.post("/cds-services/remission-status/feedback", json={"feedback": [item("after-kill")]})
+    assert r.status_code == 200 and r.get_json()["new"] == 1  # the write is retried on a new connection
+    assert app.extensions["remission_feedback"].count() == 1
 
 
 # --- concurrent writers through real gunicorn workers ----------------------------------------------------------
