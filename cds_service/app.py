@@ -4,7 +4,7 @@ from __future__ import annotations
 import gc
 import time
 from datetime import date, datetime, timezone
-from typing import Any
+from typing import Any, Callable
 
 import structlog
 from flask import Flask, Response, g, has_request_context, request
@@ -103,8 +103,14 @@ def create_app(config: Any = None) -> Flask:
     authenticator = Authenticator(settings.auth, settings.public_url, store)
     app.extensions["remission_auth"] = authenticator
 
+    # The previous hook call's decoded body, when the server did not call close() on its response (see _hook):
+    # freed, and the GC switched back on, before anything else.
+    unreleased: list[Callable[[], None]] = []
+
     @app.before_request
     def _start() -> Response | None:
+        while unreleased:
+            unreleased[-1]()
         g.t0 = time.perf_counter()
         if authenticator.open or request.method == "OPTIONS" or not request.path.startswith("/cds-services"):
             return None
@@ -192,17 +198,39 @@ def create_app(config: Any = None) -> Flask:
             raise HookError(404, "not-found", f"unknown CDS service '{service_id}'", ["path"])
         # The decoded prefetch is a large acyclic tree (10^5 objects at 1,000 Observations) that reference
         # counting frees; a cyclic-GC pass over it costs more than the whole assessment. So the GC stays paused
-        # from decode until _answer has returned and its locals (the tree) are gone, not only during the decode.
+        # from decode until the tree is gone, not only during the decode. Freeing it costs about half the decode
+        # (4 ms at 1,000 Observations): under a WSGI server, which calls close() on the response once it is sent
+        # (PEP 3333), that happens after the response has left, not before.
         gc_was = gc.isenabled()
         gc.disable()
+        kept: list[dict] = []  # the decoded body, once _answer's locals are gone
         try:
-            return _answer(svc)
-        finally:
+            resp = _answer(svc, kept)
+        except BaseException:
+            kept.clear()
+            if gc_was:
+                gc.enable()
+            raise
+        if not request.environ.get("SERVER_SOFTWARE"):  # e.g. the test client, which closes only when asked
+            kept.clear()
+            if gc_was:
+                gc.enable()
+            return resp
+
+        def release() -> None:
+            if release in unreleased:
+                unreleased.remove(release)
+            kept.clear()
             if gc_was:
                 gc.enable()
 
-    def _answer(svc: ServiceDef) -> Response:
+        unreleased.append(release)  # freed at the next request should close() never come
+        resp.call_on_close(release)
+        return resp
+
+    def _answer(svc: ServiceDef, kept: list[dict]) -> Response:
         body = _body()
+        kept.append(body)
         try:
             req = HookRequest.model_validate(body)
         except ValidationError as exc:
