@@ -21,7 +21,7 @@ from cds_service.jsonio import JSONDecodeError, dumps, loads
 from cds_service.logging_setup import configure_logging
 from cds_service.models import FeedbackRequest, HookRequest, error_paths
 from cds_service.openapi import openapi_document
-from cds_service.prefetch import REQUIRED_KEYS, resolve
+from cds_service.prefetch import NO_SERVER, REQUIRED_KEYS, resolve
 from cds_service.order_check import draft_orders, order_cards
 from cds_service.reported import annotate as annotate_reported
 from cds_service.remission import build_views, decorate_assessment_card, surveillance_card
@@ -78,7 +78,10 @@ def evaluate_request(body: dict[str, Any], settings: Settings, as_of: date,
             cards.append(surv)
     urgency = {"critical": 0, "warning": 1, "info": 2}
     cards.sort(key=lambda c: urgency.get(c["indicator"], 3))  # stable: loud alerts first
-    optional_unavailable = {k: v for k, v in resolved.unavailable.items() if k not in REQUIRED_KEYS and k != "patient"}
+    # optional keys the EHR chose not to prefetch, with no FHIR server to ask, are not a fault worth a card;
+    # keys that failed (an OperationOutcome, a FHIR error) are
+    optional_unavailable = {k: v for k, v in resolved.unavailable.items()
+                            if k not in REQUIRED_KEYS and k != "patient" and not v.endswith(NO_SERVER)}
     if optional_unavailable and cards:
         cards.insert(0, card_builder.unavailable_data_card(optional_unavailable))
     return 200, {"cards": cards}

@@ -60,12 +60,15 @@ def _request_from(doc: Any) -> dict:
         resources = [r for r in resources if isinstance(r, dict)]
         patient = next((r for r in resources if r.get("resourceType") == "Patient"), None)
         pid = (patient or {}).get("id") or "unknown"
-        searchset = {"resourceType": "Bundle", "type": "searchset", "entry": [{"resource": r} for r in resources]}
+        from cds_service.prefetch import KEY_FOR_TYPE
+
+        prefetch: dict = {"patient": patient}
+        for rtype, key in KEY_FOR_TYPE.items():
+            if key != "patient":
+                prefetch[key] = {"resourceType": "Bundle", "type": "searchset",
+                                 "entry": [{"resource": r} for r in resources if r.get("resourceType") == rtype]}
         return {"hook": "patient-view", "hookInstance": "cli-evaluate",
-                "context": {"userId": "Practitioner/cli", "patientId": pid},
-                "prefetch": {"patient": patient, "conditions": searchset, "observations": searchset,
-                             "reports": searchset, "lesions": searchset, "medications": searchset,
-                             "procedures": searchset}}
+                "context": {"userId": "Practitioner/cli", "patientId": pid}, "prefetch": prefetch}
     raise ValueError("the file is neither a FHIR Bundle nor a CDS Hooks request (no 'hook'/'context', "
                      f"resourceType {doc.get('resourceType')!r})")
 

@@ -30,6 +30,38 @@ MAX_PAGE_BYTES = 64 * 1024 * 1024
 _CHUNK = 64 * 1024
 
 
+LONG_URL = 2048  # a longer search is split into several searches by code (servers refuse URLs over ~8 KB)
+
+
+def split_long_search(relative: str, limit: int | None = None) -> list[str]:
+    """One search per chunk of the ``code=`` list when the URL is too long for common servers.
+
+    The service asks for every code its criteria read (plus configured local codes), which makes an
+    Observation search of ~11 KB; many servers cap request lines at 8 KB and not all support POST
+    ``_search`` with paging. Results of the chunks are merged (the record drops duplicates by id).
+    """
+    limit = limit or LONG_URL
+    if len(relative) <= limit or "?" not in relative:
+        return [relative]
+    path, query = relative.split("?", 1)
+    params = query.split("&")
+    code_at = next((i for i, p in enumerate(params) if p.startswith("code=")), None)
+    if code_at is None:
+        return [relative]
+    codes = params[code_at][len("code="):].split(",")
+    rest = "&".join(p for i, p in enumerate(params) if i != code_at)
+    budget = max(limit - len(path) - len(rest) - 8, 256)
+    chunks, current = [], []
+    for c in codes:
+        if current and len(",".join(current + [c])) > budget:
+            chunks.append(current)
+            current = []
+        current.append(c)
+    if current:
+        chunks.append(current)
+    return [f"{path}?code={','.join(chunk)}" + (f"&{rest}" if rest else "") for chunk in chunks]
+
+
 class FetchError(Exception):
     """A fetch that failed; the message is safe to show (no token, no patient data)."""
 
@@ -106,6 +138,13 @@ class FhirServer:
 
     def check_allowed(self) -> None:
         check_server_allowed(self.base, self.settings)
+
+    def fetch_search(self, relative: str) -> list[dict[str, Any]]:
+        """A search, split into several by code when its URL is too long (see split_long_search)."""
+        out: list[dict[str, Any]] = []
+        for part in split_long_search(relative):
+            out.extend(self.fetch(part))
+        return out
 
     def fetch(self, relative: str) -> list[dict[str, Any]]:
         """Resources of a read or search URL relative to the base, following next links (timed, counted)."""

@@ -26,6 +26,7 @@ REPORT_CATEGORIES = (
     "http://terminology.hl7.org/CodeSystem/v2-0074|LAB",
 )
 REQUIRED_KEYS = ("conditions", "observations")
+NO_SERVER = "no fhirServer in the request"
 
 
 def _lab_codes(schedules: dict[str, Any], extra: dict[str, dict[str, list[str]]]) -> tuple[str, ...]:
@@ -65,8 +66,19 @@ def templates(settings: Settings, today: date) -> dict[str, str]:
         "reports": f"DiagnosticReport?patient={pid}&category={','.join(REPORT_CATEGORIES)}&date=ge{since}&_count=200",
         "lesions": f"BodyStructure?patient={pid}",
         "medications": f"MedicationRequest?patient={pid}&_count=200",
+        "medicationStatements": f"MedicationStatement?patient={pid}&_count=200",
+        "medicationAdministrations": f"MedicationAdministration?patient={pid}&_count=200",
         "procedures": f"Procedure?patient={pid}&date=ge{since}&_count=200",
+        "encounters": f"Encounter?patient={pid}&date=ge{since}&_count=200",
     }
+
+
+# the prefetch key that carries each resource type (one key per type; derived from the templates)
+KEY_FOR_TYPE: dict[str, str] = {
+    "Patient": "patient", "Condition": "conditions", "Observation": "observations", "DiagnosticReport": "reports",
+    "BodyStructure": "lesions", "MedicationRequest": "medications", "MedicationStatement": "medicationStatements",
+    "MedicationAdministration": "medicationAdministrations", "Procedure": "procedures", "Encounter": "encounters",
+}
 
 
 _TOKEN = re.compile(r"\{\{\s*([^}]+?)\s*\}\}")
@@ -160,7 +172,7 @@ def resolve(request: dict[str, Any], settings: Settings, today: date) -> Resolve
         except FetchError as exc:
             server_problem = str(exc)
     else:
-        server_problem = "no fhirServer in the request"
+        server_problem = NO_SERVER
 
     for key, template in tmpl.items():
         if key in prefetch:
@@ -188,7 +200,7 @@ def resolve(request: dict[str, Any], settings: Settings, today: date) -> Resolve
             res.unavailable[key] = "the prefetch template could not be filled from the context"
             continue
         try:
-            res.resources.extend(_of_patient(server.fetch(query), context.get("patientId")))
+            res.resources.extend(_of_patient(server.fetch_search(query), context.get("patientId")))
             res.fetched.append(key)
         except FetchError as exc:
             res.unavailable[key] = str(exc)

@@ -57,7 +57,13 @@ class FaultProxy:
                     self._reply(proxy.status, payload, "application/fhir+json")
                     return
                 path = self.path
-                if proxy.cap_count is not None and "?" in path:
+                if proxy.cap_count is not None and self.command == "POST" and path.endswith("/_search") and body:
+                    # a search sent as POST [type]/_search: cap the page size in the form body
+                    params = [(k, v) for k, v in parse_qsl(body.decode(), keep_blank_values=True) if k != "_count"]
+                    asked = [int(v) for k, v in parse_qsl(body.decode()) if k == "_count" and v.isdigit()]
+                    params.append(("_count", str(min([proxy.cap_count, *asked]))))
+                    body = urlencode(params).encode()
+                elif proxy.cap_count is not None and "?" in path:
                     route, _, query = path.partition("?")
                     params = [(k, v) for k, v in parse_qsl(query, keep_blank_values=True) if k != "_count"]
                     asked = [int(v) for k, v in parse_qsl(query) if k == "_count" and v.isdigit()]

@@ -217,3 +217,16 @@ def test_feedback_is_idempotent_and_survives_restart(app, settings_dict):
 def test_bad_feedback_is_400(client, body):
     resp = client.post("/cds-services/remission-status/feedback", json=body)
     assert resp.status_code == 400 and resp.get_json()["resourceType"] == "OperationOutcome"
+
+
+def test_long_searches_are_split_by_code_and_keep_every_code():
+    from cds_service.fhir_client import LONG_URL, split_long_search
+
+    codes = [f"http://loinc.org|{10000 + i}-{i % 10}" for i in range(400)]
+    query = "Observation?patient=p1&code=" + ",".join(codes) + "&date=ge2024-01-01&_count=1000"
+    parts = split_long_search(query)
+    assert len(parts) > 1 and all(len(p) <= LONG_URL for p in parts)
+    got = [c for p in parts for c in p.split("code=", 1)[1].split("&", 1)[0].split(",")]
+    assert got == codes
+    assert all("patient=p1" in p and "date=ge2024-01-01" in p for p in parts)
+    assert split_long_search("Observation?patient=p1&code=a|1") == ["Observation?patient=p1&code=a|1"]

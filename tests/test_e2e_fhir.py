@@ -146,12 +146,14 @@ def test_paging_when_the_server_pages_smaller_than_asked(fhir, service):
     assert patient.problems(resp.get_json()) == []
     obs_pages = [p for p in proxy.paths if p.startswith("/fhir/Observation")]
     n_obs = sum(1 for r in patient.resources if r["resourceType"] == "Observation")
-    assert len(obs_pages) == -(-n_obs // 4) > 3, obs_pages
+    # long code lists are split into several searches (fhir_client.split_long_search); each is paged to its end
+    assert len(obs_pages) >= -(-n_obs // 4) > 3, obs_pages
     assert any("_offset=" in p for p in obs_pages)
 
 
-def test_the_servers_own_paging_past_its_maximum_page(fhir, service):
+def test_the_servers_own_paging_past_its_maximum_page(fhir, service, monkeypatch):
     """1,000 other Observations first: the PSA results are on the server's second page (its maximum is 1,000)."""
+    monkeypatch.setattr("cds_service.fhir_client.LONG_URL", 10**6)  # one search, so one result set to page
     base = copy.deepcopy(PATIENTS["sbx-prostate-pcwg3"].builder)
     old = base.patient_id
     text = json.dumps(base.resources).replace(old, "sbx-e2e-many-obs")
@@ -177,7 +179,7 @@ def test_the_servers_own_paging_past_its_maximum_page(fhir, service):
     assert resp.status_code == 200, resp.get_data(as_text=True)
     assert patient.problems(resp.get_json()) == []
     obs_pages = [p for p in proxy.paths if p.startswith("/fhir/Observation")]
-    assert len(obs_pages) == 2 and "_offset=1000" in obs_pages[1], obs_pages
+    assert any("_offset=1000" in p for p in obs_pages), obs_pages  # the server's own second page was followed
 
 
 def test_prefetch_page_with_a_next_link_is_completed_from_the_server(fhir, service):
@@ -223,7 +225,7 @@ def test_a_401_from_a_gateway_with_partial_prefetch_is_a_degraded_card(fhir, ser
         resp = _call(service, patient, proxy.base_url, prefetch={k: full[k] for k in ("patient", *REQUIRED)})
     assert resp.status_code == 200, resp.get_data(as_text=True)
     cards = resp.get_json()["cards"]
-    assert cards[0]["summary"].startswith("Remission assessment may be incomplete") and "procedures" in cards[0]["summary"]
+    assert cards[0]["summary"].startswith("Remission assessment may be incomplete") and "procedures" in cards[0]["detail"]
     assert "HTTP 401" in cards[0]["detail"]
 
 

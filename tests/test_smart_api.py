@@ -194,8 +194,9 @@ def test_pages_and_configuration(client):
     assert conf["clientId"] == "remission-cds-timeline" and conf["redirectPath"] == "/smart/app"
     assert conf["scope"].split()[0] == "launch" and conf["standaloneScope"].split()[0] == "launch/patient"
     assert conf["allowedHosts"] == ["127.0.0.1", "localhost", "[::1]"] and conf["openSandbox"] is True
-    assert set(conf["queries"]) == {"patient", "conditions", "observations", "reports", "lesions", "medications",
-                                    "procedures"}
+    from cds_service.prefetch import KEY_FOR_TYPE
+
+    assert set(conf["queries"]) == set(KEY_FOR_TYPE.values())
     assert all("{{context.patientId}}" in q for q in conf["queries"].values())
 
 

@@ -213,8 +213,11 @@ class PatientBuilder:
             "observations": searchset(("Observation",)),
             "reports": searchset(("DiagnosticReport",)),
             "lesions": searchset(("BodyStructure",)),
-            "medications": searchset(("MedicationRequest", "MedicationAdministration", "MedicationStatement")),
+            "medications": searchset(("MedicationRequest",)),
+            "medicationStatements": searchset(("MedicationStatement",)),
+            "medicationAdministrations": searchset(("MedicationAdministration",)),
             "procedures": searchset(("Procedure",)),
+            "encounters": searchset(("Encounter",)),
         }
 
     def hook_request(self, *, hook: str = "patient-view", with_prefetch: bool = True, fhir_server: str | None = None,

@@ -31,9 +31,7 @@ from fhir_mappings.record import PatientRecord
 Json = dict[str, Any]
 
 # the hook's prefetch key for each resource type it reads (prefetch.templates)
-KEY_FOR_TYPE = {"Patient": "patient", "Condition": "conditions", "Observation": "observations",
-                "DiagnosticReport": "reports", "BodyStructure": "lesions", "MedicationRequest": "medications",
-                "Procedure": "procedures"}
+from cds_service.prefetch import KEY_FOR_TYPE  # noqa: E402  (one mapping for the hook and the app)
 
 
 def _bundle(resources: list[Json]) -> Json:
