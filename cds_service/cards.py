@@ -17,9 +17,13 @@ SUMMARY_MAX = 139  # CDS Hooks: "<140-character summary"
 _MD_SPECIAL = re.compile(r"([\\`*_\[\]|<>~])")
 
 
+def _backslashed(m: re.Match) -> str:
+    return "\\" + m.group(1)  # what the template r"\\\1" gives, without parsing the template on every call
+
+
 def md_escape(text: str) -> str:
     """Escape text that came from the record (site names, report text) before it goes into markdown."""
-    return _MD_SPECIAL.sub(r"\\\1", text)
+    return _MD_SPECIAL.sub(_backslashed, text)
 
 
 def _clip(text: str, limit: int = SUMMARY_MAX) -> str:
@@ -46,11 +50,23 @@ def _json_value(key: str, v: Any) -> Any:
 def _clean(obj: Any) -> Any:
     """Drop None and empty containers recursively (CDS Hooks: no nulls, no empties)."""
     if isinstance(obj, dict):
-        out = {k: _clean(v) for k, v in obj.items()}
-        return {k: v for k, v in out.items() if v is not None and v != [] and v != {} and v != ""}
+        out = {}
+        for k, v in obj.items():
+            v = _clean(v)
+            if _kept(v):
+                out[k] = v
+        return out
     if isinstance(obj, list):
-        return [x for x in (_clean(v) for v in obj) if x is not None and x != [] and x != {} and x != ""]
+        return [x for x in map(_clean, obj) if _kept(x)]
     return obj
+
+
+def _kept(v: Any) -> bool:
+    """Not None and not equal to [], {} or "" (for exactly a str, list or dict: not empty)."""
+    t = type(v)
+    if t is str or t is list or t is dict:
+        return bool(v)
+    return v is not None and v != [] and v != {} and v != ""
 
 
 def _marrow_and_counts(v: Any) -> str:
