@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from cds_service.config import Settings
-from cds_service.services import ServiceDef, enabled_services
+from cds_service.services import SERVICES, ServiceDef, enabled_services
 
 FHIR_JSON = "application/fhir+json"
 # the whitespace pydantic trims around a number in a string (Unicode White_Space)
@@ -217,7 +217,7 @@ def openapi_document(settings: Settings) -> dict[str, Any]:
             },
             "options": _preflight(f"/cds-services/{svc.id}"),
         }
-    feedback_ids = [s.id for s in enabled_services(settings)]
+    feedback_ids = [s.id for s in SERVICES]  # feedback on cards of a service disabled since is still taken
     paths["/cds-services/{service_id}/feedback"] = {
         "parameters": [{"name": "service_id", "in": "path", "required": True,
                         "schema": {"type": "string", "enum": feedback_ids}}],
