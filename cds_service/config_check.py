@@ -54,6 +54,25 @@ def _line_for(index: dict[tuple, int], path: tuple) -> int | None:
     return None
 
 
+def _closer(index: dict[tuple, int], loc: tuple, msg: str) -> tuple:
+    """A more precise location than pydantic's for model-level checks: the key the message names."""
+    import re
+
+    for dotted in re.findall(r"\b([a-z_]+(?:\.[a-z_]+)+)\b", msg):  # "auth.mode must be jwt ..."
+        path = tuple(dotted.split("."))
+        if path in index:
+            return path
+    quoted = re.search(r"'([^']+)'", msg)  # "unknown service 'remision-status'"
+    if quoted and loc + (quoted.group(1),) in index:
+        return loc + (quoted.group(1),)
+    first = msg.split(" ", 1)[0]  # "mode jwt needs at least one trusted issuer" under auth
+    if loc + (first,) in index:
+        return loc + (first,)
+    if not loc and ("environment",) in index:
+        return ("environment",)
+    return loc
+
+
 def _model_fields_at(loc: tuple) -> list[str]:
     """Field names valid at the parent of ``loc`` (for 'did you mean')."""
     model: Any = Settings
@@ -81,7 +100,7 @@ def check_data(data: dict[str, Any], text: str = "") -> list[Problem]:
                 msg = f"unknown key '{loc[-1]}'{_did_you_mean(str(loc[-1]), _model_fields_at(loc))}"
             else:
                 msg = e.get("msg", "invalid").removeprefix("Value error, ")
-            problems.append(Problem(_line_for(index, loc), path, msg))
+            problems.append(Problem(_line_for(index, _closer(index, loc, msg)), path, msg))
         settings = None
     problems += _check_mappings(data, index)
     if settings is not None and settings.surveillance:  # schedule overrides must still make a valid schedule
@@ -158,6 +177,8 @@ def masked(settings: Settings) -> dict[str, Any]:
     data = settings.model_dump(mode="json")
 
     def mask(obj: Any, key: str = "") -> Any:
+        if key == "jwks" and obj is not None:
+            return "***"
         if isinstance(obj, dict):
             return {k: mask(v, k) for k, v in obj.items()}
         if isinstance(obj, list):
