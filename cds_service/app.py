@@ -285,4 +285,8 @@ def create_app(config: Any = None) -> Flask:
     def _openapi() -> Response:
         return _json(openapi_document(settings))
 
+    # everything built so far (code, UCUM tables, schedules, compiled patterns) lives as long as the process:
+    # move it out of the cyclic GC's reach so full collections do not rescan it on a hook call
+    gc.collect()
+    gc.freeze()
     return app
