@@ -72,12 +72,47 @@ def _confirmation_required(design: str | None) -> bool:
         "non-randomi", "")
 
 
+def _size_mm(t: dict, base: str) -> Any:
+    """A size given as ``<base>_mm`` or ``<base>_cm`` (criteria.md §15 unit suffixes), in mm; None if absent."""
+    if t.get(f"{base}_mm") is not None:
+        return t[f"{base}_mm"]
+    if t.get(f"{base}_cm") is not None:
+        from decimal import Decimal
+
+        return Decimal(str(t[f"{base}_cm"])) * 10
+    return None
+
+
+def _is_nodal(t: dict) -> bool:
+    if t.get("type") is not None:
+        return str(t["type"]).lower() in ("nodal", "node", "lymph node")
+    if isinstance(t.get("nodal"), bool):
+        return t["nodal"]
+    site = str(t.get("site", "")).lower()
+    return "lymph node" in site or site.endswith(" ln") or " ln " in f" {site} "
+
+
+def _non_target_value(nt: Any) -> str:
+    txt = str(nt).lower()
+    if txt in ("none", "no", "absent at baseline"):
+        return "none"
+    if "not unequivocal" in txt or ("equivocal" in txt and "unequivocal" not in txt):
+        return "non-CR/non-PD"
+    if txt == "pd" or txt.startswith("pd") or "unequivocal" in txt or "progression" in txt:
+        return "PD"
+    if txt.startswith("cr") or "disappeared" in txt or "absent" in txt or "resolved" in txt:
+        return "CR"
+    if "not evaluated" in txt or "not assessed" in txt or txt == "ne":
+        return "NE"
+    return "non-CR/non-PD"
+
+
 @converter("RECIST", "RECIST 1.1")
 def recist(v: Vignette) -> PatientBuilder:
     inp = v["inputs"]
     p = PatientBuilder(_pid(v))
     p.condition(icd10="C80.1", text="Malignant neoplasm, metastatic solid tumour", onset="2023-12-01")
-    if _confirmation_required(inp.get("trial_design")):
+    if inp.get("confirmation_required") is True or _confirmation_required(inp.get("trial_design")):
         first = (inp.get("timepoints") or inp.get("timepoint_overall_responses") or [{}])[0].get("date", "2024-01-01")
         p.observation(codes.TRIAL_CONFIRMATION, first, value_bool=True, category="survey")
     if inp.get("treatment_start"):
@@ -86,19 +121,29 @@ def recist(v: Vignette) -> PatientBuilder:
     for tp in inp.get("timepoints", []):
         when = tp["date"]
         results = []
-        for t in tp.get("target_lesions", []):
-            nodal = t.get("type") == "nodal"
-            if t["id"] not in lesions:
-                lesions[t["id"]] = p.lesion(t["id"], t.get("site", "unspecified"), nodal=nodal)
-            body = lesions[t["id"]]
-            size = t.get("short_axis_mm") if nodal else t.get("ld_mm")
+        targets = list(tp.get("target_lesions") or [])
+        if not targets and _size_mm(tp, "target_sum") is not None:
+            # only the sum of diameters is given: the record holds it as one aggregate target measurement
+            targets = [{"id": "SUM", "site": "sum of target lesion diameters", "type": "non-nodal",
+                        "ld_mm": _size_mm(tp, "target_sum")}]
+        for t in targets:
+            nodal = _is_nodal(t)
+            lid = str(t.get("id") or t.get("site") or f"T{len(lesions) + 1}")
+            if lid not in lesions:
+                lesions[lid] = p.lesion(lid, t.get("site", "unspecified"), nodal=nodal)
+            body = lesions[lid]
+            size = (_size_mm(t, "short_axis") if nodal else None)
+            if size is None:
+                size = _size_mm(t, "ld")
             reported = (t.get("reported_as") or "").lower()
             kwargs: dict[str, Any] = {"role": "target"}
+            if size is None and ("disappeared" in reported or "resolved" in reported):
+                size = 0
             if size is None:
                 kwargs["not_assessed"] = True
             elif nodal:
                 kwargs["short_axis_mm"] = size
-                kwargs["longest_mm"] = t.get("ld_mm", size)
+                kwargs["longest_mm"] = _size_mm(t, "ld") or size
             else:
                 kwargs["longest_mm"] = size
             if "too small" in reported and size is None:
@@ -106,26 +151,20 @@ def recist(v: Vignette) -> PatientBuilder:
             results.append(p.tumor_size(body, when, **kwargs))
         nt = tp.get("non_target")
         if nt is not None:
-            txt = str(nt).lower()
-            if txt in ("none", "no"):
-                value = "none"
-            elif txt == "pd" or txt.startswith("pd") or "unequivocal" in txt:
-                value = "PD"
-            elif txt.startswith("cr") or "disappeared" in txt or "absent" in txt:
-                value = "CR"
-            elif "not evaluated" in txt or txt == "ne":
-                value = "NE"
-            else:
-                value = "non-CR/non-PD"
-            results.append(p.observation(codes.NON_TARGET_RESPONSE, when, value_code=value, category="imaging",
-                                         note=tp.get("non_target_details")))
+            results.append(p.observation(codes.NON_TARGET_RESPONSE, when, value_code=_non_target_value(nt),
+                                         category="imaging", note=tp.get("non_target_details")))
         nl = tp.get("new_lesions")
+        if isinstance(nl, list):
+            nl = bool(nl)
+        if isinstance(nl, (int, float)) and not isinstance(nl, bool):
+            nl = nl > 0
         if isinstance(nl, bool):
             results.append(p.observation(codes.NEW_LESION, when, value_bool=nl, category="imaging"))
         elif isinstance(nl, str):
+            value = "equivocal" if "equivocal" in nl.lower() and "unequivocal" not in nl.lower() else (
+                "no" if nl.lower() in ("no", "none", "false") else "yes")
             results.append(p.observation(codes.NEW_LESION, when, value_code=("http://remission-cds.org/fhir/"
-                                         "CodeSystem/criteria-inputs", "equivocal" if "equivocal" in nl else "yes"),
-                                         category="imaging"))
+                                         "CodeSystem/criteria-inputs", value), category="imaging"))
         p.report(when, results=results, conclusion=None)
     for r in inp.get("timepoint_overall_responses", []):
         obs = p.observation(codes.TIMEPOINT_RESPONSE, r["date"], value_code=r["overall"], category="imaging")
