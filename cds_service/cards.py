@@ -5,7 +5,7 @@ import re
 import uuid
 from datetime import date
 from decimal import ROUND_HALF_UP, Decimal
-from typing import Any, Iterable
+from typing import Any
 
 from fhir_mappings.pipeline import CriteriaResult
 from rules.base import Assessment, Outcome, fmt, fmt_pct
@@ -247,6 +247,3 @@ def card_for(r: CriteriaResult, *, show_insufficient: bool) -> dict | None:
         return insufficient_card(r, src.label if src else r.criteria, src.url if src else None)
     return None
 
-
-def cards_for(results: Iterable[CriteriaResult], *, show_insufficient: bool) -> list[dict]:
-    return [c for c in (card_for(r, show_insufficient=show_insufficient) for r in results) if c is not None]
