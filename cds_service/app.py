@@ -7,15 +7,17 @@ from datetime import date, datetime, timezone
 from typing import Any, Callable
 
 import structlog
-from flask import Flask, Response, g, has_request_context, request
+from flask import Flask, Response, g, request
 from pydantic import ValidationError
 from werkzeug.exceptions import HTTPException
+from werkzeug.http import HTTP_STATUS_CODES
+from werkzeug.wsgi import get_current_url
 
 from cds_service import cards as card_builder
 from cds_service import metrics
 from cds_service.auth import AuthError, Authenticator
 from cds_service.config import Settings, load_settings
-from cds_service.errors import HookError, error_response
+from cds_service.errors import FHIR_JSON, HookError, error_body, error_response
 from cds_service.feedback import open_store
 from cds_service.jsonio import JSONDecodeError, dumps, loads
 from cds_service.logging_setup import configure_logging
@@ -44,8 +46,11 @@ def today() -> date:
 
 
 def evaluate_request(body: dict[str, Any], settings: Settings, as_of: date,
-                     service_id: str = "remission-status") -> tuple[int, dict]:
-    """The whole hook pipeline for a validated request body: returns (status, JSON body)."""
+                     service_id: str = "remission-status", base_url: str | None = None) -> tuple[int, dict]:
+    """The whole hook pipeline for a validated request body: returns (status, JSON body).
+
+    ``base_url`` is the service's root URL as the client called it (for the SMART app link when no
+    ``public_url`` is configured)."""
     resolved = resolve(body, settings, as_of)
     missing_required = [k for k in REQUIRED_KEYS if k in resolved.unavailable]
     if missing_required:
@@ -62,7 +67,7 @@ def evaluate_request(body: dict[str, Any], settings: Settings, as_of: date,
         orders = draft_orders(context, body.get("hook", ""))
         return 200, {"cards": order_cards(views, record, orders, as_of, settings.surveillance_schedules())}
     cards = []
-    app_link = smart_link(settings, request.url_root if has_request_context() else None)
+    app_link = smart_link(settings, base_url)
     for view in views:
         card = card_builder.card_for(view.result, show_insufficient=settings.cards.show_insufficient_data)
         if card is None:
@@ -87,6 +92,20 @@ def evaluate_request(body: dict[str, Any], settings: Settings, as_of: date,
     return 200, {"cards": cards}
 
 
+HOOK_RULE = "/cds-services/<service_id>"
+
+
+class _Sent(list):
+    """A one-chunk WSGI response whose close() (called by the server once it is sent) frees the request."""
+
+    def __init__(self, payload: bytes, release: Callable[[], None]) -> None:
+        super().__init__((payload,))
+        self._release = release
+
+    def close(self) -> None:
+        self._release()
+
+
 def create_app(config: Any = None) -> Flask:
     settings = load_settings(config)
     configure_logging()
@@ -106,8 +125,8 @@ def create_app(config: Any = None) -> Flask:
     authenticator = Authenticator(settings.auth, settings.public_url, store)
     app.extensions["remission_auth"] = authenticator
 
-    # The previous hook call's decoded body, when the server did not call close() on its response (see _hook):
-    # freed, and the GC switched back on, before anything else.
+    # The previous hook call's decoded body, when the server did not call close() on its response (see
+    # _run_hook): freed, and the GC switched back on, before anything else.
     unreleased: list[Callable[[], None]] = []
 
     @app.before_request
@@ -121,32 +140,44 @@ def create_app(config: Any = None) -> Flask:
             authenticator.verify(request.headers.get("Authorization"),
                                  authenticator.audience_for(request.base_url, request.path))
         except AuthError as exc:
-            log.warning("jwt_rejected", reason=str(exc), path=request.url_rule.rule if request.url_rule else "?")
-            metrics.JWT_FAILURES.labels(str(exc)[:40]).inc()
+            _jwt_rejected(exc, request.url_rule.rule if request.url_rule else "?")
             return Response(status=401)
         return None
 
     @app.after_request
     def _access_log(resp: Response) -> Response:
-        origin = request.headers.get("Origin")
-        if origin and ("*" in settings.cors_origins or origin in settings.cors_origins):
-            resp.headers["Access-Control-Allow-Origin"] = origin if "*" not in settings.cors_origins else "*"
-            resp.headers["Access-Control-Allow-Headers"] = "Authorization, Content-Type"
-            resp.headers["Access-Control-Allow-Methods"] = "GET, POST, OPTIONS"
-            resp.headers["Vary"] = "Origin"
-            if request.headers.get("Access-Control-Request-Private-Network") == "true":
-                # a public page (the CDS Hooks Sandbox) calling a service on this machine (sandbox up):
-                # browsers that enforce Private Network Access ask for this in the preflight
-                resp.headers["Access-Control-Allow-Private-Network"] = "true"
+        for name, value in _cors(request.headers.get("Origin"),
+                                 request.headers.get("Access-Control-Request-Private-Network")):
+            resp.headers[name] = value
         elapsed = (time.perf_counter() - g.get("t0", time.perf_counter())) * 1000
         rule = request.url_rule.rule if request.url_rule else "unmatched"
         service = (request.view_args or {}).get("service_id", "") if request.url_rule else ""
         service = service if service in service_ids else ("" if not service else "unknown")
-        log.info("request", method=request.method, path=rule, status=resp.status_code, ms=round(elapsed, 1))
-        if rule != "/metrics":
-            metrics.REQUESTS.labels(rule, service, str(resp.status_code)).inc()
-            metrics.LATENCY.labels(rule, service).observe(elapsed / 1000)
+        _observe(request.method, rule, service, resp.status_code, elapsed)
         return resp
+
+    def _cors(origin: str | None, private_network: str | None) -> list[tuple[str, str]]:
+        if not origin or not ("*" in settings.cors_origins or origin in settings.cors_origins):
+            return []
+        out = [("Access-Control-Allow-Origin", origin if "*" not in settings.cors_origins else "*"),
+               ("Access-Control-Allow-Headers", "Authorization, Content-Type"),
+               ("Access-Control-Allow-Methods", "GET, POST, OPTIONS"),
+               ("Vary", "Origin")]
+        if private_network == "true":
+            # a public page (the CDS Hooks Sandbox) calling a service on this machine (sandbox up):
+            # browsers that enforce Private Network Access ask for this in the preflight
+            out.append(("Access-Control-Allow-Private-Network", "true"))
+        return out
+
+    def _observe(method: str, rule: str, service: str, status: int, elapsed_ms: float) -> None:
+        log.info("request", method=method, path=rule, status=status, ms=round(elapsed_ms, 1))
+        if rule != "/metrics":
+            metrics.REQUESTS.labels(rule, service, str(status)).inc()
+            metrics.LATENCY.labels(rule, service).observe(elapsed_ms / 1000)
+
+    def _jwt_rejected(exc: AuthError, rule: str) -> None:
+        log.warning("jwt_rejected", reason=str(exc), path=rule)
+        metrics.JWT_FAILURES.labels(str(exc)[:40]).inc()
 
     @app.errorhandler(HookError)
     def _hook_error(exc: HookError) -> Response:
@@ -175,64 +206,31 @@ def create_app(config: Any = None) -> Flask:
     def _discovery() -> Response:
         return _json(discovery(settings, today()))
 
-    def _body() -> dict:
-        raw = request.get_data(cache=False)
+    def _decode(raw: bytes) -> dict:
+        """The request body as a JSON object; the caller has paused the GC (the tree is acyclic)."""
         if not raw:
             raise HookError(400, "required", "request body is empty; a JSON object is required")
-        gc_was = gc.isenabled()
-        gc.disable()  # the decoded body is a large acyclic tree: no need to scan it
         try:
             body = loads(raw)
         except JSONDecodeError as exc:
             raise HookError(400, "structure", f"request body is not valid JSON ({exc.msg} at position {exc.pos})")
-        finally:
-            if gc_was:
-                gc.enable()
         if not isinstance(body, dict):
             raise HookError(400, "structure", "request body must be a JSON object")
         return body
 
-    @app.route("/cds-services/<service_id>", methods=["POST", "OPTIONS"])
-    def _hook(service_id: str) -> Response:
-        if request.method == "OPTIONS":
-            return Response(status=204)
-        svc = service_ids.get(service_id)
-        if svc is None or svc not in enabled_services(settings):
-            raise HookError(404, "not-found", f"unknown CDS service '{service_id}'", ["path"])
-        # The decoded prefetch is a large acyclic tree (10^5 objects at 1,000 Observations) that reference
-        # counting frees; a cyclic-GC pass over it costs more than the whole assessment. So the GC stays paused
-        # from decode until the tree is gone, not only during the decode. Freeing it costs about half the decode
-        # (4 ms at 1,000 Observations): under a WSGI server, which calls close() on the response once it is sent
-        # (PEP 3333), that happens after the response has left, not before.
+    def _body() -> dict:
+        raw = request.get_data(cache=False)
         gc_was = gc.isenabled()
         gc.disable()
-        kept: list[dict] = []  # the decoded body, once _answer's locals are gone
         try:
-            resp = _answer(svc, kept)
-        except BaseException:
-            kept.clear()
-            if gc_was:
-                gc.enable()
-            raise
-        if not request.environ.get("SERVER_SOFTWARE"):  # e.g. the test client, which closes only when asked
-            kept.clear()
-            if gc_was:
-                gc.enable()
-            return resp
-
-        def release() -> None:
-            if release in unreleased:
-                unreleased.remove(release)
-            kept.clear()
+            return _decode(raw)
+        finally:
             if gc_was:
                 gc.enable()
 
-        unreleased.append(release)  # freed at the next request should close() never come
-        resp.call_on_close(release)
-        return resp
-
-    def _answer(svc: ServiceDef, kept: list[dict]) -> Response:
-        body = _body()
+    def _answer(svc: ServiceDef, raw: bytes, base_url: Callable[[], str], kept: list[dict]) -> bytes:
+        """The cards of one hook call, encoded; raises HookError for what the client must fix."""
+        body = _decode(raw)
         kept.append(body)
         try:
             req = HookRequest.model_validate(body)
@@ -247,9 +245,114 @@ def create_app(config: Any = None) -> Flask:
         if svc.id == "surveillance-order-check" and not isinstance(req.context.get("draftOrders"), (dict, list)):
             raise HookError(400, "required", "context.draftOrders (a Bundle) is required for order hooks",
                             ["context.draftOrders"])
-        status, out = evaluate_request(body, settings, today(), svc.id)
+        # the request's root URL is needed only for the SMART link when no public URL is configured
+        root = base_url() if settings.smart.enabled and settings.cards.smart_link and not settings.public_url else None
+        status, out = evaluate_request(body, settings, today(), svc.id, root)
         metrics.record_cards(out.get("cards", []))
-        return _json(out, status)
+        return dumps(out)
+
+    def _run_hook(svc: ServiceDef, raw: Callable[[], bytes], base_url: Callable[[], str],
+                  closes: bool) -> tuple[int, bytes, str, Callable[[], None] | None]:
+        """(status, body, content type, release) of one hook call; ``release`` (when not None) frees the decoded
+        request and must run once the response has been sent.
+
+        The decoded prefetch is a large acyclic tree (10^5 objects at 1,000 Observations) that reference
+        counting frees; a cyclic-GC pass over it costs more than the whole assessment. So the GC stays paused from
+        decode until the tree is gone, not only during the decode. Freeing it costs about half the decode (4 ms at
+        1,000 Observations): under a WSGI server, which calls close() on the response once it is sent (PEP 3333,
+        ``closes``), that happens after the response has left, not before.
+        """
+        gc_was = gc.isenabled()
+        gc.disable()
+        kept: list[dict] = []  # the decoded body, once _answer's locals are gone
+
+        def release() -> None:
+            if release in unreleased:
+                unreleased.remove(release)
+            kept.clear()
+            if gc_was:
+                gc.enable()
+
+        try:
+            payload = _answer(svc, raw(), base_url, kept)
+        except HookError as exc:  # the client's mistake: nothing worth deferring
+            release()
+            return exc.status, error_body(exc.code, exc.diagnostics, exc.expression), FHIR_JSON, None
+        except BaseException:  # the callers' error handlers answer (500, 413...); a shutdown goes through
+            release()
+            raise
+        if not closes:  # e.g. the test client, which closes only when asked
+            release()
+            return 200, payload, "application/json", None
+        unreleased.append(release)  # freed at the next request should close() never come
+        return 200, payload, "application/json", release
+
+    @app.route("/cds-services/<service_id>", methods=["POST", "OPTIONS"])
+    def _hook(service_id: str) -> Response:
+        """Hook calls the WSGI entry below does not take itself (no Content-Length, unknown service), and
+        preflights."""
+        if request.method == "OPTIONS":
+            return Response(status=204)
+        svc = hook_services.get(service_id)
+        if svc is None:
+            raise HookError(404, "not-found", f"unknown CDS service '{service_id}'", ["path"])
+        status, payload, ctype, release = _run_hook(svc, lambda: request.get_data(cache=False),
+                                                    lambda: request.url_root,
+                                                    bool(request.environ.get("SERVER_SOFTWARE")))
+        resp = Response(payload, status=status, mimetype=ctype)
+        if release is not None:
+            resp.call_on_close(release)
+        return resp
+
+    hook_services = {s.id: s for s in enabled_services(settings)}
+    max_body = settings.max_body_bytes - 1
+
+    def hook_wsgi(environ: dict, start_response: Callable) -> Any:
+        """``POST /cds-services/<id>`` with a Content-Length, straight from WSGI.
+
+        A hook call is the one request on the hot path: Flask's request context, routing and response object
+        cost about as much as the echo yardstick's whole round trip at 100 Observations. This does what the
+        Flask hooks do for it (JWT check, body limit, CORS, access log, metrics, OperationOutcome errors) and
+        passes everything else, including odd hook calls, to Flask.
+        """
+        path = environ.get("PATH_INFO") or ""
+        length = environ.get("CONTENT_LENGTH")
+        if (environ.get("REQUEST_METHOD") != "POST" or not path.startswith("/cds-services/")
+                or not isinstance(length, str) or not length.isdigit()):
+            return flask_wsgi(environ, start_response)
+        svc = hook_services.get(path[len("/cds-services/"):])
+        if svc is None:
+            return flask_wsgi(environ, start_response)
+        while unreleased:
+            unreleased[-1]()
+        t0 = time.perf_counter()
+        headers = _cors(environ.get("HTTP_ORIGIN"), environ.get("HTTP_ACCESS_CONTROL_REQUEST_PRIVATE_NETWORK"))
+        release: Callable[[], None] | None = None
+        try:
+            if not authenticator.open:
+                authenticator.verify(environ.get("HTTP_AUTHORIZATION"),
+                                     authenticator.audience_for(get_current_url(environ, strip_querystring=True),
+                                                                path))
+            if int(length) > max_body:
+                status, ctype = 413, FHIR_JSON
+                payload = error_body("too-long", f"request body is too large (limit {max_body} bytes)")
+            else:
+                status, payload, ctype, release = _run_hook(
+                    svc, lambda: environ["wsgi.input"].read(int(length)),
+                    lambda: get_current_url(environ, root_only=True), bool(environ.get("SERVER_SOFTWARE")))
+        except AuthError as exc:
+            _jwt_rejected(exc, HOOK_RULE)
+            status, payload, ctype = 401, b"", ""
+        except Exception as exc:  # noqa: BLE001 - never a stack trace to the client
+            log.error("unhandled_error", error_type=type(exc).__name__, path=path)
+            status, ctype = 500, FHIR_JSON
+            payload = error_body("exception", "internal error; the request was not processed")
+        if ctype:
+            headers.insert(0, ("Content-Type", ctype))
+        headers.insert(1 if ctype else 0, ("Content-Length", str(len(payload))))
+        _observe("POST", HOOK_RULE, svc.id, status, (time.perf_counter() - t0) * 1000)
+        start_response(f"{status} {HTTP_STATUS_CODES.get(status, 'UNKNOWN').upper()}", headers)
+        return [payload] if release is None else _Sent(payload, release)
 
     @app.route("/cds-services/<service_id>/feedback", methods=["POST", "OPTIONS"])
     def _feedback(service_id: str) -> Response:
@@ -284,6 +387,9 @@ def create_app(config: Any = None) -> Flask:
     @app.get("/openapi.json")
     def _openapi() -> Response:
         return _json(openapi_document(settings))
+
+    flask_wsgi = app.wsgi_app
+    app.wsgi_app = hook_wsgi  # type: ignore[method-assign]
 
     # everything built so far (code, UCUM tables, schedules, compiled patterns) lives as long as the process:
     # move it out of the cyclic GC's reach so full collections do not rescan it on a hook call

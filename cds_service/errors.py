@@ -29,7 +29,15 @@ def operation_outcome(issues: Iterable[tuple[str, str, str, tuple[str, ...]]]) -
     return {"resourceType": "OperationOutcome", "issue": out}
 
 
+FHIR_JSON = "application/fhir+json"
+
+
+def error_body(code: str, diagnostics: str, expression: Iterable[str] = (),
+               more: Iterable[tuple[str, str, str, tuple[str, ...]]] = ()) -> bytes:
+    """The OperationOutcome of an error answer, encoded (the hook endpoint answers outside Flask)."""
+    return dumps(operation_outcome([("error", code, diagnostics, tuple(expression)), *more]))
+
+
 def error_response(status: int, code: str, diagnostics: str, expression: Iterable[str] = (),
                    more: Iterable[tuple[str, str, str, tuple[str, ...]]] = ()) -> Response:
-    body = operation_outcome([("error", code, diagnostics, tuple(expression)), *more])
-    return Response(dumps(body), status=status, mimetype="application/fhir+json")
+    return Response(error_body(code, diagnostics, expression, more), status=status, mimetype=FHIR_JSON)

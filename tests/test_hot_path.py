@@ -98,3 +98,91 @@ def test_clean_is_the_reference_clean(tree):
 def test_md_escape_is_the_regex_escape(text):
     assert cards.md_escape(text) == re.sub(r"([\\`*_\[\]|<>~])", r"\\\1", text)
     assert cards.md_escape(_Str(text)) == re.sub(r"([\\`*_\[\]|<>~])", r"\\\1", text)
+
+
+# --- the hook's WSGI entry (cds_service/app.py hook_wsgi) answers as the Flask route does -----------------------
+
+def _raw_call(app, body: bytes, *, chunked: bool = False, headers: dict | None = None, path: str | None = None):
+    """Call the WSGI app directly, with or without a Content-Length (without one the Flask route answers)."""
+    import io
+
+    environ = {"REQUEST_METHOD": "POST", "PATH_INFO": path or "/cds-services/remission-status",
+               "SCRIPT_NAME": "", "QUERY_STRING": "", "SERVER_NAME": "127.0.0.1", "SERVER_PORT": "8080",
+               "SERVER_PROTOCOL": "HTTP/1.1", "wsgi.url_scheme": "http", "wsgi.input": io.BytesIO(body),
+               "wsgi.errors": io.StringIO(), "wsgi.multithread": False, "wsgi.multiprocess": True,
+               "wsgi.run_once": False, "wsgi.version": (1, 0), "CONTENT_TYPE": "application/json",
+               "SERVER_SOFTWARE": "gunicorn/test"}
+    if chunked:
+        environ["wsgi.input_terminated"] = True
+        environ["HTTP_TRANSFER_ENCODING"] = "chunked"
+    else:
+        environ["CONTENT_LENGTH"] = str(len(body))
+    environ.update(headers or {})
+    seen = {}
+
+    def start_response(status, hdrs, exc_info=None):
+        seen["status"], seen["headers"] = status, dict(hdrs)
+
+    it = app(environ, start_response)
+    try:
+        payload = b"".join(it)
+    finally:
+        if hasattr(it, "close"):
+            it.close()
+    return seen["status"], seen["headers"], payload
+
+
+CORS = {"HTTP_ORIGIN": "https://sandbox.cds-hooks.org", "HTTP_ACCESS_CONTROL_REQUEST_PRIVATE_NETWORK": "true"}
+
+
+@pytest.mark.parametrize("body", [build_body(100), b"{not json", b'{"hook": "patient-view"}', b"",
+                                  b'{"hook": "patient-view", "hookInstance": "x", "context": {}}'])
+def test_direct_entry_and_flask_route_give_the_same_answer(app, gc_on, body):
+    import orjson
+
+    fast = _raw_call(app, body, headers=CORS)
+    routed = _raw_call(app, body, chunked=True, headers=CORS)
+    assert fast[0] == routed[0]
+    for name in ("Content-Type", "Access-Control-Allow-Origin", "Access-Control-Allow-Headers",
+                 "Access-Control-Allow-Methods", "Vary", "Access-Control-Allow-Private-Network"):
+        assert fast[1].get(name) == routed[1].get(name), name
+    assert fast[1]["Content-Length"] == str(len(fast[2]))
+    a, b = orjson.loads(fast[2]), orjson.loads(routed[2])
+    if "cards" in a:
+        assert _without_uuids(a["cards"]) == _without_uuids(b["cards"]) and a["cards"]
+    else:
+        assert a == b and a["resourceType"] == "OperationOutcome"
+    assert gc.isenabled()  # both released once the response was closed
+
+
+def test_direct_entry_unknown_service_and_oversized_body(app, gc_on):
+    status, headers, payload = _raw_call(app, b"{}", path="/cds-services/no-such-service")
+    assert status.startswith("404") and b"unknown CDS service" in payload
+    big = b" " * (app.extensions["remission_settings"].max_body_bytes + 10)
+    status, headers, payload = _raw_call(app, big)
+    assert status.startswith("413") and headers["Content-Type"] == "application/fhir+json"
+    assert b"too large" in payload
+
+
+def test_direct_entry_internal_error_is_an_operation_outcome_without_a_trace(app, gc_on, monkeypatch):
+    import cds_service.app as appmod
+
+    def boom(*a, **k):
+        raise RuntimeError("secret detail Patient/123")
+
+    monkeypatch.setattr(appmod, "assess_record", boom)
+    status, headers, payload = _raw_call(app, build_body(100))
+    assert status.startswith("500") and headers["Content-Type"] == "application/fhir+json"
+    assert b"internal error" in payload and b"secret" not in payload and b"Traceback" not in payload
+    assert gc.isenabled()
+
+
+def test_direct_entry_counts_the_call_in_the_metrics(app, client):
+    from cds_service import metrics
+
+    def count():
+        return metrics.REQUESTS.labels("/cds-services/<service_id>", "remission-status", "200")._value.get()
+
+    before = count()
+    assert _raw_call(app, build_body(100))[0].startswith("200")
+    assert count() == before + 1
