@@ -122,15 +122,13 @@ def _entries(value: Any) -> tuple[list[dict], bool]:
     if value.get("resourceType") == "OperationOutcome":
         return [], True
     if value.get("resourceType") == "Bundle":
-        out, outcome_only = [], False
-        for e in value.get("entry") or ():
-            if isinstance(e, dict) and isinstance(e.get("resource"), dict):
-                r = e["resource"]
-                if r.get("resourceType") == "OperationOutcome":
-                    outcome_only = True
-                    continue
-                out.append(r)
-        return out, outcome_only and not out
+        # one comprehension over every entry (thousands per call). OperationOutcome entries (search warnings) are
+        # rare: PatientRecord skips them; here they matter only when the Bundle holds nothing else
+        out = [r for e in value.get("entry") or () if isinstance(e, dict) and isinstance(r := e.get("resource"), dict)]
+        if out and out[0].get("resourceType") == "OperationOutcome":
+            kept = [r for r in out if r.get("resourceType") != "OperationOutcome"]
+            return kept, not kept
+        return out, False
     return [value], False
 
 
@@ -153,8 +151,14 @@ def _of_patient(resources: list[dict], patient_id: Any) -> list[dict]:
     return out
 
 
+# the keys templates() declares, in its order (a test checks they agree): resolving a fully prefetched call
+# needs only the keys, not the query strings, which are built only when one must be fetched
+TEMPLATE_KEYS = ("patient", "conditions", "observations", "reports", "lesions", "medications",
+                 "medicationStatements", "medicationAdministrations", "procedures", "encounters")
+
+
 def resolve(request: dict[str, Any], settings: Settings, today: date) -> Resolved:
-    tmpl = templates(settings, today)
+    tmpl: dict[str, str] | None = None
     prefetch = request.get("prefetch") or {}
     context = request.get("context") or {}
     res = Resolved()
@@ -174,7 +178,7 @@ def resolve(request: dict[str, Any], settings: Settings, today: date) -> Resolve
     else:
         server_problem = NO_SERVER
 
-    for key, template in tmpl.items():
+    for key in TEMPLATE_KEYS:
         if key in prefetch:
             value = prefetch[key]
             if value is None:
@@ -195,7 +199,9 @@ def resolve(request: dict[str, Any], settings: Settings, today: date) -> Resolve
         if server is None:
             res.unavailable[key] = f"not prefetched, and {server_problem}"
             continue
-        query = resolve_template(template, context)
+        if tmpl is None:
+            tmpl = templates(settings, today)
+        query = resolve_template(tmpl[key], context)
         if query is None:
             res.unavailable[key] = "the prefetch template could not be filled from the context"
             continue

@@ -166,7 +166,7 @@ class PatientRecord:
             if not isinstance(res, dict):
                 continue
             rtype = res.get("resourceType")
-            if not isinstance(rtype, str):
+            if not isinstance(rtype, str) or rtype == "OperationOutcome":  # a search's warnings, not patient data
                 continue
             rid = res.get("id")
             ref = f"{rtype}/{rid}" if rtype and rid else None  # ref_of(res), inlined

@@ -230,3 +230,36 @@ def test_long_searches_are_split_by_code_and_keep_every_code():
     assert got == codes
     assert all("patient=p1" in p and "date=ge2024-01-01" in p for p in parts)
     assert split_long_search("Observation?patient=p1&code=a|1") == ["Observation?patient=p1&code=a|1"]
+
+
+def _outcome_entry():
+    return {"resource": {"resourceType": "OperationOutcome", "issue": [{"severity": "warning", "code": "too-costly"}]}}
+
+
+def test_search_warning_entries_beside_resources_are_ignored(client):
+    plain = recist_patient().hook_request()
+    warned = recist_patient().hook_request()
+    for key in ("observations", "reports"):
+        entries = warned["prefetch"][key]["entry"]
+        warned["prefetch"][key]["entry"] = [_outcome_entry(), *entries[:2], _outcome_entry(), *entries[2:]]
+    a = client.post(HOOK, json=plain).get_json()["cards"]
+    b = client.post(HOOK, json=warned).get_json()["cards"]
+    assert [c["summary"] for c in a] == [c["summary"] for c in b]
+    assert not any("incomplete" in c["summary"] for c in b)
+
+
+def test_a_bundle_of_only_outcomes_is_unavailable_data(client):
+    req = recist_patient().hook_request()
+    req["prefetch"]["reports"] = {"resourceType": "Bundle", "type": "searchset", "entry": [_outcome_entry()]}
+    resp = client.post(HOOK, json=req)
+    assert resp.status_code == 200
+    assert any("incomplete" in c["summary"] for c in resp.get_json()["cards"])
+
+
+def test_resolution_knows_every_template_key():
+    from datetime import date
+
+    from cds_service.config import load_settings
+    from cds_service.prefetch import TEMPLATE_KEYS, templates
+
+    assert TEMPLATE_KEYS == tuple(templates(load_settings({}), date(2026, 1, 1)))
