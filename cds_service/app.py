@@ -19,7 +19,7 @@ from cds_service.auth import AuthError, Authenticator
 from cds_service.config import Settings, load_settings
 from cds_service.errors import FHIR_JSON, HookError, error_body, error_response
 from cds_service.feedback import open_store
-from cds_service.jsonio import JSONDecodeError, dumps, loads
+from cds_service.jsonio import JSONDecodeError, dumps, loads, loads_hook_request
 from cds_service.logging_setup import configure_logging
 from cds_service.models import FeedbackRequest, HookRequest, error_paths
 from cds_service.openapi import openapi_document
@@ -206,12 +206,12 @@ def create_app(config: Any = None) -> Flask:
     def _discovery() -> Response:
         return _json(discovery(settings, today()))
 
-    def _decode(raw: bytes) -> dict:
+    def _decode(raw: bytes, decoder: Callable[[bytes], Any] = loads) -> dict:
         """The request body as a JSON object; the caller has paused the GC (the tree is acyclic)."""
         if not raw:
             raise HookError(400, "required", "request body is empty; a JSON object is required")
         try:
-            body = loads(raw)
+            body = decoder(raw)
         except JSONDecodeError as exc:
             raise HookError(400, "structure", f"request body is not valid JSON ({exc.msg} at position {exc.pos})")
         if not isinstance(body, dict):
@@ -230,7 +230,7 @@ def create_app(config: Any = None) -> Flask:
 
     def _answer(svc: ServiceDef, raw: bytes, base_url: Callable[[], str], kept: list[dict]) -> bytes:
         """The cards of one hook call, encoded; raises HookError for what the client must fix."""
-        body = _decode(raw)
+        body = _decode(raw, loads_hook_request)  # prefetch Bundles stay lazy: see fhir_mappings/rawjson.py
         kept.append(body)
         try:
             req = HookRequest.model_validate(body)

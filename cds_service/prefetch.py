@@ -16,6 +16,7 @@ from typing import Any
 from cds_service.config import Settings
 from cds_service.fhir_client import FetchError, FhirServer, check_server_allowed, next_link
 from fhir_mappings.pipeline import observation_codes
+from fhir_mappings.rawjson import LazyBundle
 
 REPORT_CATEGORIES = (
     "http://loinc.org|LP29684-5",                                   # Radiology (US Core note category)
@@ -117,6 +118,12 @@ class Resolved:
 
 def _entries(value: Any) -> tuple[list[dict], bool]:
     """Resources in a prefetch value; second item True when the value is (or holds) an OperationOutcome only."""
+    if type(value) is LazyBundle:  # the hook's own decoder (fhir_mappings/rawjson.py): heads only, so far
+        out = value.resources
+        if out and out[0].head.resourceType == "OperationOutcome":
+            kept = [r for r in out if r.head.resourceType != "OperationOutcome"]
+            return kept, not kept
+        return out, False
     if not isinstance(value, dict):
         return [], False
     if value.get("resourceType") == "OperationOutcome":
@@ -188,7 +195,7 @@ def resolve(request: dict[str, Any], settings: Settings, today: date) -> Resolve
                 res.unavailable[key] = "the EHR reported an error for this prefetch (OperationOutcome)"
                 continue
             res.resources.extend(entries)
-            if isinstance(value, dict) and value.get("resourceType") == "Bundle" and server is not None:
+            if isinstance(value, (dict, LazyBundle)) and value.get("resourceType") == "Bundle" and server is not None:
                 try:
                     nxt = next_link(value)
                     if nxt:

@@ -11,6 +11,8 @@ from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any, Iterable, Iterator
 
+from fhir_mappings.rawjson import RawResource, resource_of, type_of
+
 Resource = dict[str, Any]
 
 LOINC = "http://loinc.org"
@@ -160,25 +162,33 @@ class PatientRecord:
         # raise on it) sends with_system() back to the scan.
         self._by_system: dict[str, list[Resource]] = defaultdict(list)
         self._odd_system = False
+        self._decoded_types: set[str] = set()
         by_type, by_ref, by_bare_code, by_system = self._by_type, self._by_ref, self._by_bare_code, self._by_system
         seen: set[str] = set()
+        # An item is a resource dict, or a RawResource (fhir_mappings/rawjson.py: its head decoded, the rest on
+        # demand). The index lists hold the items as given; what a mapper receives is always the dict
+        # (of_type, get, with_codes and with_system decode a RawResource the first time, once).
         for res in resources:  # runs for every prefetch resource of every call: locals, no helper calls
-            if not isinstance(res, dict):
+            if type(res) is RawResource:
+                head = res.head
+                rtype, rid, status, code = head.resourceType, head.id, head.status, head.code
+            elif isinstance(res, dict):
+                head = None
+                rtype, rid, status, code = res.get("resourceType"), res.get("id"), res.get("status"), res.get("code")
+            else:
                 continue
-            rtype = res.get("resourceType")
             if not isinstance(rtype, str) or rtype == "OperationOutcome":  # a search's warnings, not patient data
                 continue
-            rid = res.get("id")
             ref = f"{rtype}/{rid}" if rtype and rid else None  # ref_of(res), inlined
             if ref:
                 if ref in seen:
                     continue  # the same resource from two prefetch keys
                 seen.add(ref)
-            status = res.get("status")
             if isinstance(status, str) and status in UNUSABLE_STATUS:
                 self.issues.append(MappingIssue(ref, f"{rtype} skipped", f"status is {status}"))
                 continue
-            if rtype == "Condition" and concept_keys(res.get("verificationStatus")) & {
+            if rtype == "Condition" and concept_keys(
+                    head.verificationStatus if head is not None else res.get("verificationStatus")) & {
                 "http://terminology.hl7.org/CodeSystem/condition-ver-status|entered-in-error",
                 "http://terminology.hl7.org/CodeSystem/condition-ver-status|refuted",
             }:
@@ -187,7 +197,6 @@ class PatientRecord:
             by_type[rtype].append(res)
             if ref:
                 by_ref[ref] = res
-            code = res.get("code")
             if isinstance(code, dict):
                 coding = code.get("coding")
                 if isinstance(coding, list):
@@ -216,19 +225,27 @@ class PatientRecord:
                                     self._odd_system = True
 
     def of_type(self, rtype: str) -> list[Resource]:
-        return self._by_type.get(rtype, [])
+        items = self._by_type.get(rtype)
+        if not items:
+            return []
+        if rtype not in self._decoded_types:  # decode the type's RawResources in place, once
+            for i, item in enumerate(items):
+                if type(item) is RawResource:
+                    items[i] = item.resource()
+            self._decoded_types.add(rtype)
+        return items
 
     def get(self, reference: Any) -> Resource | None:
         if isinstance(reference, dict):
             reference = reference.get("reference")
         if not isinstance(reference, str):
             return None
-        if reference.count("/") == 1:  # "Type/id", the usual case: nothing to strip
-            return self._by_ref.get(reference)
-        ref = reference.split("/_history/")[0]
-        if ref.count("/") > 1:  # absolute URL
-            ref = "/".join(ref.rsplit("/", 2)[-2:])
-        return self._by_ref.get(ref)
+        if reference.count("/") != 1:  # not "Type/id", the usual case
+            reference = reference.split("/_history/")[0]
+            if reference.count("/") > 1:  # absolute URL
+                reference = "/".join(reference.rsplit("/", 2)[-2:])
+        item = self._by_ref.get(reference)
+        return item.resource() if type(item) is RawResource else item
 
     def ref_key(self, reference: Any) -> str | None:
         """``ref_of(self.get(reference))`` without reading the target: the ``Type/id`` under which a Reference
@@ -255,9 +272,13 @@ class PatientRecord:
             while at >= 0:  # the code is what follows a "|" (the first one, unless the system holds one)
                 candidates += self._by_bare_code.get(k[at + 1:], ())
                 at = k.find("|", at + 1)
-            for res in candidates:
-                if (rtype is None or res.get("resourceType") == rtype) and k in concept_keys(res.get("code")):
-                    out[id(res)] = res
+            for item in candidates:
+                if type(item) is RawResource:  # the head holds the type and code: decode only what matches
+                    if (rtype is None or item.head.resourceType == rtype) and k in concept_keys(item.head.code):
+                        res = item.resource()
+                        out[id(res)] = res
+                elif (rtype is None or item.get("resourceType") == rtype) and k in concept_keys(item.get("code")):
+                    out[id(item)] = item
         return sorted(out.values(), key=lambda r: (effective_date(r) or date.min, ref_of(r) or ""))
 
     def with_system(self, system: str, rtype: str) -> list[Resource]:
@@ -269,7 +290,7 @@ class PatientRecord:
             if not self._odd_system and len(listed) <= 1:
                 # from the index: the resources (of any type) with a coding in the one system present, in
                 # record order; keep those of rtype (what the scan below returns, without reading the others)
-                self.memo[key] = [r for r in (listed[0] if listed else ()) if r.get("resourceType") == rtype]
+                self.memo[key] = [resource_of(r) for r in (listed[0] if listed else ()) if type_of(r) == rtype]
                 return self.memo[key]
             out = []
             for r in self.of_type(rtype):  # every resource of the type: plain loops, no generator per resource

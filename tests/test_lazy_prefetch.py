@@ -1,0 +1,150 @@
+"""Prefetch Bundles read lazily (fhir_mappings/rawjson.py, cds_service/jsonio.py ``loads_hook_request``) must give
+exactly what decoding everything gives: the same record look-ups, the same cards, the same errors."""
+from __future__ import annotations
+
+from datetime import date
+
+import msgspec
+import orjson
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from bench.generate import build_body
+from cds_service.app import evaluate_request
+from cds_service.config import load_settings
+from cds_service.jsonio import loads_hook_request
+from cds_service.prefetch import resolve
+from cds_service.sandbox.patients import LIBRARY_CONFIG, library
+from fhir_mappings.rawjson import LazyBundle, RawResource, lazy_value
+from fhir_mappings.record import PatientRecord
+
+AS_OF = date(2026, 11, 22)
+SETTINGS = load_settings({**LIBRARY_CONFIG, "feedback_database_url": "sqlite:///:memory:"})
+
+
+def _masked(out: dict) -> dict:
+    def walk(x):
+        if isinstance(x, dict):
+            return {k: ("<uuid>" if k == "uuid" else walk(v)) for k, v in x.items()}
+        if isinstance(x, list):
+            return [walk(v) for v in x]
+        return x
+    return walk(out)
+
+
+def _both(raw: bytes) -> tuple[dict, dict]:
+    lazy = loads_hook_request(raw)
+    assert any(isinstance(v, LazyBundle) for v in (lazy.get("prefetch") or {}).values())
+    return (_masked(evaluate_request(lazy, SETTINGS, AS_OF)[1]),
+            _masked(evaluate_request(orjson.loads(raw), SETTINGS, AS_OF)[1]))
+
+
+@pytest.mark.parametrize("n", [10, 100, 1000])
+def test_benchmark_request_gives_the_same_cards(n):
+    lazy, plain = _both(build_body(n))
+    assert lazy == plain and lazy["cards"]
+
+
+@pytest.mark.parametrize("patient", library(), ids=lambda p: p.id)
+def test_every_sandbox_patient_gives_the_same_cards(patient):
+    lazy, plain = _both(orjson.dumps(patient.hook_request()))
+    assert lazy == plain
+
+
+def test_only_what_a_criterion_reads_is_decoded():
+    body = loads_hook_request(build_body(1000))
+    items = [r for v in body["prefetch"].values() if isinstance(v, LazyBundle) for r in v.resources]
+    evaluate_request(body, SETTINGS, AS_OF)
+    decoded = sum(1 for r in items if r._res is not None)
+    assert len(items) > 1000 and decoded < len(items) / 4  # vital signs and chemistry stay undecoded
+
+
+# --- record look-ups over random Bundles: lazy items answer as decoded dicts do -------------------------------
+
+_CODINGS = st.lists(st.one_of(
+    st.fixed_dictionaries({"system": st.sampled_from(["http://loinc.org", "urn:oid:2.16.840.1.113883.6.1",
+                                                      "http://snomed.info/sct", "", 3]),
+                           "code": st.sampled_from(["21889-1", "1", " 2 ", 3, "LP1"])}),
+    st.just("not a coding"), st.just({})), max_size=3)
+_RESOURCE = st.fixed_dictionaries(
+    {"resourceType": st.sampled_from(["Observation", "DiagnosticReport", "Condition", "OperationOutcome",
+                                      "BodyStructure", "", 3])},
+    optional={"id": st.sampled_from(["a", "b", "c", "", 0, None]),
+              "status": st.sampled_from(["final", "entered-in-error", "cancelled", None, ["x"]]),
+              "code": st.one_of(st.fixed_dictionaries({"coding": _CODINGS}), st.just("text"), st.none()),
+              "verificationStatus": st.sampled_from([
+                  {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/condition-ver-status",
+                               "code": "refuted"}]}, {"coding": "x"}, None]),
+              "effectiveDateTime": st.sampled_from(["2024-01-02", "2023", "bad", None]),
+              "valueQuantity": st.fixed_dictionaries({"value": st.integers(0, 50), "unit": st.just("mm")})})
+_ENTRY = st.one_of(st.fixed_dictionaries({"resource": _RESOURCE}), st.fixed_dictionaries({"resource": _RESOURCE}),
+                   st.just({}), st.just({"resource": None}), st.just({"resource": [1]}), st.just({"fullUrl": "x"}))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(_ENTRY, max_size=10), st.lists(st.sampled_from(
+    ["http://loinc.org|21889-1", "http://loinc.org|1", "http://snomed.info/sct|2", "|3", "x"]), max_size=3),
+    st.sampled_from(["Observation", "Condition", "DiagnosticReport", "OperationOutcome", "Nope"]))
+def test_record_over_lazy_items_answers_as_over_dicts(entries, keys, rtype):
+    bundle = {"resourceType": "Bundle", "type": "searchset", "entry": entries}
+    raw = orjson.dumps(bundle)
+    lazy = lazy_value(msgspec.Raw(raw))
+    plain_items = [e["resource"] for e in orjson.loads(raw)["entry"] if isinstance(e.get("resource"), dict)]
+    if isinstance(lazy, LazyBundle):
+        items = lazy.resources
+        assert all(isinstance(i, RawResource) for i in items)
+    else:
+        items = plain_items
+    a, b = PatientRecord(items, "p"), PatientRecord(plain_items, "p")
+    assert a.of_type(rtype) == b.of_type(rtype)
+    assert a.with_codes(keys) == b.with_codes(keys)
+    assert a.with_codes(keys, rtype) == b.with_codes(keys, rtype)
+    assert a.with_system("http://loinc.org", rtype) == b.with_system("http://loinc.org", rtype)
+    for ref in ("Observation/a", "Condition/b", "DiagnosticReport/c", {"reference": "Observation/a"}):
+        assert a.get(ref) == b.get(ref) and a.ref_key(ref) == b.ref_key(ref)
+    assert a.issues == b.issues and len(a) == len(b)
+    for r in a.of_type(rtype):  # the same dict every time a resource is handed out
+        assert a.get(f"{rtype}/{r.get('id')}") in (r, None) or r.get("id") in (None, "", 0)
+
+
+# --- what is not the usual shape takes the plain path -------------------------------------------------------------
+
+@pytest.mark.parametrize("value", [
+    {"resourceType": "Patient", "id": "p"}, {"resourceType": "OperationOutcome", "issue": []}, None, [1, 2], "x",
+    {"resourceType": "Bundle", "entry": None}, {"resourceType": "Bundle", "entry": ["not an object"]},
+    {"resourceType": "Bundle", "entry": {"resource": {}}}, {"resourceType": "Bundle"}])
+def test_unusual_prefetch_values_are_decoded_plainly(value):
+    assert lazy_value(msgspec.Raw(orjson.dumps(value))) == value
+
+
+@pytest.mark.parametrize("raw", [
+    b"[]", b'"x"', b"{not json", b'{"prefetch": [1]}', b'{"prefetch": null, "hook": "patient-view"}',
+    b'{"hook": 1, "prefetch": {"a": ' + b"[" * 3000 + b"]" * 3000 + b"}}", b'{"context": {"a": 1}, "extension": {}}'])
+def test_bodies_of_other_shapes_decode_as_before(raw):
+    try:
+        plain = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        with pytest.raises(orjson.JSONDecodeError) as lazy_exc:
+            loads_hook_request(raw)
+        assert str(lazy_exc.value) == str(exc)
+        return
+    lazy = loads_hook_request(raw)
+    if isinstance(plain, dict):
+        plain.pop("extension", None)  # not read by the service, not kept
+    assert lazy == plain
+
+
+def test_paging_links_of_a_lazy_bundle_are_followed():
+    body = orjson.loads(build_body(10))
+    body["prefetch"]["observations"]["link"] = [{"relation": "next",
+                                                 "url": "https://elsewhere.example.org/fhir/Observation?page=2"}]
+    body["fhirServer"] = "https://ehr.example.org/fhir"
+    body["fhirAuthorization"] = {"access_token": "t", "token_type": "Bearer", "expires_in": 60, "scope": "x",
+                                 "subject": "s"}
+    lazy = loads_hook_request(orjson.dumps(body))
+    assert isinstance(lazy["prefetch"]["observations"], LazyBundle)
+    cfg = load_settings({"feedback_database_url": "sqlite:///:memory:",
+                         "fhir": {"allowed_hosts": ["ehr.example.org"]}})
+    a, b = resolve(lazy, cfg, AS_OF), resolve(body, cfg, AS_OF)
+    assert a.unavailable == b.unavailable and "later pages" in a.unavailable.get("observations", "")
