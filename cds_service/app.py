@@ -14,7 +14,7 @@ from werkzeug.http import HTTP_STATUS_CODES
 from werkzeug.wsgi import get_current_url
 
 from cds_service import cards as card_builder
-from cds_service import metrics
+from cds_service import malloc_tuning, metrics
 from cds_service.auth import AuthError, Authenticator
 from cds_service.config import Settings, load_settings
 from cds_service.errors import FHIR_JSON, HookError, error_body, error_response
@@ -115,6 +115,7 @@ def create_app(config: Any = None) -> Flask:
     store = open_store(settings.feedback_database_url)
     app.extensions["remission_feedback"] = store
     warm_up()
+    malloc_tuning.tune()  # a hook call's few MB are reused by the next call, not returned and faulted in again
     relaxed = settings.relaxed_security()
     if relaxed:
         log.warning("security_relaxed", environment=settings.environment, relaxed=relaxed)
