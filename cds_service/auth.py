@@ -5,6 +5,9 @@ that issuer's JWKS (URL with a cached refresh, inline, or file) or from an allow
 the URL of the endpoint called; ``exp``; ``iat`` not in the future (leeway ≥ 5 s); ``jti`` not seen before within
 its lifetime (kept in the feedback database, so every worker of the host shares it). Any failure is a bare 401:
 no body, no hint, nothing logged but the reason class.
+
+PyJWT (and the ``cryptography`` bindings under it, about 9 MiB of resident memory per worker) is imported only when
+a JWT is checked: at start in ``jwt`` mode, never in ``open`` mode (a sandbox), where no token is ever read.
 """
 from __future__ import annotations
 
@@ -12,14 +15,26 @@ import json
 import threading
 import time
 from pathlib import Path
-from typing import Any
-
-import jwt
-from jwt import PyJWK, PyJWKClient, PyJWKSet
+from typing import TYPE_CHECKING, Any
 
 from cds_service.config import AuthSettings, TrustedIssuer
 
+if TYPE_CHECKING:
+    from jwt import PyJWKClient, PyJWKSet
+
 ALGORITHMS = ["ES384", "RS384"]
+
+_jwt: Any = None
+
+
+def _pyjwt() -> Any:
+    """The ``jwt`` module (PyJWT), imported on first use."""
+    global _jwt
+    if _jwt is None:
+        import jwt
+
+        _jwt = jwt
+    return _jwt
 
 
 class AuthError(Exception):
@@ -35,6 +50,8 @@ class Authenticator:
         self._clients: dict[str, PyJWKClient] = {}
         self._static: dict[str, PyJWKSet] = {}
         self._lock = threading.Lock()
+        if not self.open:
+            _pyjwt()  # now, not on the first hook call (and before gunicorn forks, with preload_app)
 
     @property
     def open(self) -> bool:
@@ -53,6 +70,7 @@ class Authenticator:
         if not authorization or not authorization.startswith("Bearer "):
             raise AuthError("missing bearer token")
         token = authorization[len("Bearer "):].strip()
+        jwt = _pyjwt()
         try:
             header = jwt.get_unverified_header(token)
             unverified = jwt.decode(token, options={"verify_signature": False})
@@ -99,10 +117,11 @@ class Authenticator:
         raise AuthError("no matching key")
 
     def _from_url(self, url: str, kid: str | None):
+        jwt = _pyjwt()
         with self._lock:
             client = self._clients.get(url)
             if client is None:
-                client = PyJWKClient(url, cache_keys=True, lifespan=self.settings.jwks_cache_s, timeout=3)
+                client = jwt.PyJWKClient(url, cache_keys=True, lifespan=self.settings.jwks_cache_s, timeout=3)
                 self._clients[url] = client
         try:
             if kid:
@@ -118,6 +137,6 @@ class Authenticator:
         cached = self._static.get(issuer.iss)
         if cached is None:
             data = issuer.jwks if issuer.jwks is not None else json.loads(Path(issuer.jwks_file).read_text())
-            cached = PyJWKSet.from_dict(data)
+            cached = _pyjwt().PyJWKSet.from_dict(data)
             self._static[issuer.iss] = cached
         return cached
