@@ -19,7 +19,8 @@ from cds_service.auth import AuthError, Authenticator
 from cds_service.config import Settings, load_settings
 from cds_service.errors import FHIR_JSON, HookError, error_body, error_response
 from cds_service.feedback import open_store
-from cds_service.jsonio import JSONDecodeError, dumps, loads, loads_hook_request
+from cds_service.hook_body import loads_hook_request
+from cds_service.jsonio import JSONDecodeError, dumps, loads
 from cds_service.logging_setup import configure_logging
 from cds_service.models import FeedbackRequest, HookRequest, error_paths
 from cds_service.openapi import openapi_document

@@ -20,9 +20,31 @@ import msgspec
 Resource = dict[str, Any]
 
 
-class Head(msgspec.Struct):
-    """The members of a resource the record index reads (any JSON value; anything else is skipped unparsed)."""
+class Coding(msgspec.Struct, gc=False):
+    """A Coding's system and code (any JSON value); display and the rest are skipped unparsed."""
 
+    system: Any = None
+    code: Any = None
+
+
+class Concept(msgspec.Struct, gc=False):
+    """A CodeableConcept's codings (``text`` is skipped)."""
+
+    coding: list[Coding] | None = None
+
+
+class Head(msgspec.Struct, gc=False):
+    """The members of a resource the record index reads. ``code`` is a :class:`Concept` when it has the usual
+    shape; a resource whose ``code`` does not is read with :class:`LooseHead` (``code`` as plain JSON)."""
+
+    resourceType: Any = None
+    id: Any = None
+    status: Any = None
+    code: Concept | None = None
+    verificationStatus: Any = None
+
+
+class LooseHead(msgspec.Struct, gc=False):
     resourceType: Any = None
     id: Any = None
     status: Any = None
@@ -34,14 +56,17 @@ class _Entry(msgspec.Struct):
     resource: msgspec.Raw = msgspec.field(default_factory=lambda: msgspec.Raw(b"null"))
 
 
-class _Bundle(msgspec.Struct):
+class Bundle(msgspec.Struct):
+    """A prefetch value read as a Bundle: its type, its entries' resources as raw JSON, its paging links."""
+
     resourceType: Any = None
     entry: list[_Entry] | None = None
     link: Any = None
 
 
 _HEAD = msgspec.json.Decoder(Head)
-_BUNDLE = msgspec.json.Decoder(_Bundle)
+_LOOSE_HEAD = msgspec.json.Decoder(LooseHead)
+_BUNDLE = msgspec.json.Decoder(Bundle)
 _ANY = msgspec.json.Decoder()
 
 
@@ -50,7 +75,7 @@ class RawResource:
 
     __slots__ = ("head", "raw", "_res")
 
-    def __init__(self, head: Head, raw: msgspec.Raw) -> None:
+    def __init__(self, head: Head | LooseHead, raw: msgspec.Raw) -> None:
         self.head = head
         self.raw = raw
         self._res: Resource | None = None
@@ -95,13 +120,23 @@ def lazy_value(raw: msgspec.Raw) -> Any:
         return _ANY.decode(raw)
     if bundle.resourceType != "Bundle" or bundle.entry is None:
         return _ANY.decode(raw)
+    return lazy_bundle(bundle)
+
+
+def lazy_bundle(bundle: Bundle) -> LazyBundle:
+    """The :class:`LazyBundle` of a decoded :class:`Bundle` (``resourceType`` "Bundle"): each entry's head."""
     out: list[RawResource] = []
-    for e in bundle.entry:
+    decode_head = _HEAD.decode
+    for e in bundle.entry or ():
         r = e.resource
         try:
-            out.append(RawResource(_HEAD.decode(r), r))
+            head = decode_head(r)
         except msgspec.ValidationError:
-            continue  # not an object (or absent): the plain path skips such entries too
+            try:
+                head = _LOOSE_HEAD.decode(r)  # an object whose code has another shape
+            except msgspec.ValidationError:
+                continue  # not an object (or absent): the plain path skips such entries too
+        out.append(RawResource(head, r))
     return LazyBundle(out, bundle.link)
 
 

@@ -11,7 +11,7 @@ from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any, Iterable, Iterator
 
-from fhir_mappings.rawjson import RawResource, resource_of, type_of
+from fhir_mappings.rawjson import Concept, RawResource, resource_of, type_of
 
 Resource = dict[str, Any]
 
@@ -60,6 +60,13 @@ def concept_keys(concept: Any) -> set[str]:
     Written out rather than built from ``codings()``: it runs for every resource of every hook call.
     """
     out: set[str] = set()
+    if type(concept) is Concept:  # a RawResource's head: the same pairs, read from the decoded struct
+        for c in concept.coding or ():
+            code = c.code
+            if isinstance(code, str):
+                system = c.system if isinstance(c.system, str) else ""
+                out.add(f"{SYSTEM_ALIASES.get(system, system)}|{code.strip()}")
+        return out
     if not isinstance(concept, dict) or not isinstance(concept.get("coding"), list):
         return out
     for c in concept["coding"]:
@@ -197,32 +204,37 @@ class PatientRecord:
             by_type[rtype].append(res)
             if ref:
                 by_ref[ref] = res
-            if isinstance(code, dict):
+            if type(code) is Concept:  # a RawResource's head (fhir_mappings/rawjson.py)
+                if not code.coding:
+                    continue
+                pairs = [(c.code, c.system) for c in code.coding]
+            elif isinstance(code, dict):
                 coding = code.get("coding")
-                if isinstance(coding, list):
-                    systems: set[str] | str | None = None  # the systems this resource is listed under
-                    for c in coding:
-                        if isinstance(c, dict):
-                            bare = c.get("code")
-                            if isinstance(bare, str):
-                                by_bare_code[bare.strip()].append(res)
-                            system = c.get("system")
-                            if isinstance(system, str):
-                                if systems is None:  # the usual single coding: no set
-                                    systems = system
-                                    by_system[system].append(res)
-                                elif isinstance(systems, str):
-                                    if system != systems:
-                                        systems = {systems, system}
-                                        by_system[system].append(res)
-                                elif system not in systems:
-                                    systems.add(system)
-                                    by_system[system].append(res)
-                            elif system is not None and not self._odd_system:
-                                try:
-                                    hash(system)
-                                except TypeError:
-                                    self._odd_system = True
+                if not isinstance(coding, list):
+                    continue
+                pairs = [(c.get("code"), c.get("system")) for c in coding if isinstance(c, dict)]
+            else:
+                continue
+            systems: set[str] | str | None = None  # the systems this resource is listed under
+            for bare, system in pairs:
+                if isinstance(bare, str):
+                    by_bare_code[bare.strip()].append(res)
+                if isinstance(system, str):
+                    if systems is None:  # the usual single coding: no set
+                        systems = system
+                        by_system[system].append(res)
+                    elif isinstance(systems, str):
+                        if system != systems:
+                            systems = {systems, system}
+                            by_system[system].append(res)
+                    elif system not in systems:
+                        systems.add(system)
+                        by_system[system].append(res)
+                elif system is not None and not self._odd_system:
+                    try:
+                        hash(system)
+                    except TypeError:
+                        self._odd_system = True
 
     def of_type(self, rtype: str) -> list[Resource]:
         items = self._by_type.get(rtype)

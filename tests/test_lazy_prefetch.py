@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from bench.generate import build_body
 from cds_service.app import evaluate_request
 from cds_service.config import load_settings
-from cds_service.jsonio import loads_hook_request
+from cds_service.hook_body import loads_hook_request
 from cds_service.prefetch import resolve
 from cds_service.sandbox.patients import LIBRARY_CONFIG, library
 from fhir_mappings.rawjson import LazyBundle, RawResource, lazy_value
@@ -148,3 +148,37 @@ def test_paging_links_of_a_lazy_bundle_are_followed():
                          "fhir": {"allowed_hosts": ["ehr.example.org"]}})
     a, b = resolve(lazy, cfg, AS_OF), resolve(body, cfg, AS_OF)
     assert a.unavailable == b.unavailable and "later pages" in a.unavailable.get("observations", "")
+
+
+def _variants():
+    base = orjson.loads(build_body(20))
+    pre = base["prefetch"]
+    cond = pre["conditions"]["entry"][0]["resource"]
+    yield "outcome-for-reports", {**pre, "reports": {"resourceType": "OperationOutcome", "issue": [
+        {"severity": "error", "code": "timeout"}]}}
+    yield "single-resource-for-conditions", {**pre, "conditions": cond}
+    yield "undeclared-key", {**pre, "somethingElse": [1, {"a": 2}]}
+    yield "patient-null", {**pre, "patient": None}
+    yield "patient-absent", {k: v for k, v in pre.items() if k != "patient"}
+    yield "reports-null", {**pre, "reports": None}
+    yield "bundle-without-entries", {**pre, "reports": {"resourceType": "Bundle", "type": "searchset", "total": 0}}
+    yield "bundle-with-odd-entry", {**pre, "reports": {"resourceType": "Bundle", "entry": [
+        "text", {"resource": None}, *pre["reports"]["entry"]]}}
+    yield "coding-not-a-list", {**pre, "observations": {"resourceType": "Bundle", "entry": [
+        {"resource": {**e["resource"], "code": {"coding": {"code": "x"}}}} if i % 3 == 0 else e
+        for i, e in enumerate(pre["observations"]["entry"])]}}
+
+
+@pytest.mark.parametrize("name,prefetch", list(_variants()), ids=[n for n, _ in _variants()])
+def test_prefetch_values_of_other_shapes_give_the_same_cards(name, prefetch):
+    body = {**orjson.loads(build_body(20)), "prefetch": prefetch}
+    raw = orjson.dumps(body)
+    lazy = loads_hook_request(raw)
+    plain = orjson.loads(raw)
+    for b in (lazy, plain):  # missing required data is a 412 for both
+        try:
+            out = evaluate_request(b, SETTINGS, AS_OF)
+        except Exception as exc:  # noqa: BLE001
+            out = (type(exc).__name__, getattr(exc, "status", None), str(exc))
+        b["_out"] = _masked(out[1]) if isinstance(out[1], dict) else out
+    assert lazy["_out"] == plain["_out"]
