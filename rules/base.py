@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import date
-from decimal import ROUND_HALF_UP, Decimal, localcontext
+from decimal import ROUND_HALF_UP, Context, Decimal
 from enum import Enum
 from typing import Mapping, Union
 
@@ -146,15 +146,20 @@ def D(value: Number | str | float) -> Decimal:
     return Decimal(value)
 
 
+# The context of pct_change: the default one (the service never changes the thread's context) at 50 digits. One
+# context built here instead of a localcontext() per call (a time point's evidence computes up to three changes).
+_PCT_CONTEXT = Context(prec=PRECISION)
+
+
 def pct_change(current: Number, reference: Number) -> Decimal:
     """(current - reference) / reference * 100, exact to 50 significant digits.
 
     Raises ZeroDivisionError when reference is 0: callers decide what that means.
     """
-    cur, ref = D(current), D(reference)
-    with localcontext() as ctx:
-        ctx.prec = PRECISION
-        return (cur - ref) * 100 / ref
+    cur = current if type(current) is Decimal else D(current)
+    ref = reference if type(reference) is Decimal else D(reference)
+    ctx = _PCT_CONTEXT
+    return ctx.divide(ctx.multiply(ctx.subtract(cur, ref), 100), ref)
 
 
 def change_at_most(current: Number, reference: Number, pct: Number) -> bool:
@@ -190,8 +195,10 @@ def rounded(value: Decimal, places: int = 2) -> Decimal:
 
 def fmt(value: Number, places: int = 1) -> str:
     """Format a number for a card: no trailing zeros beyond what is meaningful."""
-    v = rounded(D(value), places)
-    s = format(v, "f")
+    if type(value) is Decimal and type(places) is int and 0 <= places <= 6:  # every evidence sentence: no helpers
+        s = format(value.quantize(_QUANTUM[places], rounding=ROUND_HALF_UP), "f")
+    else:
+        s = format(rounded(D(value), places), "f")
     if "." in s:
         s = s.rstrip("0").rstrip(".")
     return s if s != "-0" else "0"
@@ -199,6 +206,13 @@ def fmt(value: Number, places: int = 1) -> str:
 
 def fmt_pct(value: Number, places: int = 1) -> str:
     """Signed percent for cards, with a real minus sign: '−34 %', '+20 %'."""
+    if type(value) is Decimal and type(places) is int and 0 <= places <= 6:
+        v = value.quantize(_QUANTUM[places], rounding=ROUND_HALF_UP)
+        sign = "+" if v > 0 else ("\u2212" if v < 0 else "")
+        s = format(v.copy_abs(), "f")  # abs(v) is v without its sign: v already fits the context (quantize)
+        if "." in s:
+            s = s.rstrip("0").rstrip(".")
+        return f"{sign}{s} %"
     v = rounded(D(value), places)
     sign = "+" if v > 0 else ("\u2212" if v < 0 else "")
     return f"{sign}{fmt(abs(v), places)} %"

@@ -285,12 +285,23 @@ def assess(inputs: RecistInputs, as_of: date, *, continuing_pr: bool = True) -> 
     nadir_sum = baseline_sum  # min() of evaluable_sums so far (the first of equal sums), kept as they are added
     pr_assigned = False
     cr_assigned = False
-    for tp in tps[1:]:
+    # Per time point only what its evidence sentence shows is computed: the machine-readable values (percent
+    # changes...) are read from the current (last) time point alone, and the nadir wording only for PD/SD/continuing
+    # PR. The numbers that repeat (baseline sum, nadir) are formatted once. tests/test_eval_fast_forms.py compares
+    # this engine with the plain one (every value computed at every time point) on random inputs.
+    last = len(tps) - 1
+    base_txt = fmt(baseline_sum) if baseline_sum is not None else ""
+    pr_limit = (100 + PR_DECREASE_PCT) * baseline_sum if baseline_sum is not None else None
+    nadir_fmt: tuple[Decimal | None, str] = (None, "")  # (nadir, fmt(nadir)) last formatted
+    for i in range(1, last + 1):
+        tp = tps[i]
+        when = tp.date.isoformat()
+        refs = _refs(tp)
         if not tp.targets and tp.reported_overall:
             overall = tp.reported_overall
             results.append(_TP(tp.date, None, tp.non_target, tp.new_lesion, overall, None, None, reported=True))
-            ev.add("recist.timepoint.reported", f"{tp.date.isoformat()}: overall response {overall} as reported "
-                   "(no measurements in the record).", f"{CITE} Table 1", _refs(tp))
+            ev.add("recist.timepoint.reported", f"{when}: overall response {overall} as reported "
+                   "(no measurements in the record).", f"{CITE} Table 1", refs)
             pr_assigned = pr_assigned or overall == "PR"
             cr_assigned = cr_assigned or overall == "CR"
             continue
@@ -298,82 +309,99 @@ def assess(inputs: RecistInputs, as_of: date, *, continuing_pr: bool = True) -> 
         tsum: Decimal | None = None
         avail: Decimal | None = None
         values: dict = {}
+        partial = False
         if has_targets:
             by_id = {t.lesion_id: t for t in tp.targets}
             contribs: dict[str, Decimal | None] = {}
-            for lid, bt in base_targets.items():
+            for lid in base_targets:
                 m = by_id.get(lid)
                 contribs[lid] = _contribution(m) if m is not None else None
             known = [c for c in contribs.values() if c is not None]
             avail = sum(known, Decimal(0))
             nadir = nadir_sum
-            values["nadir_sum_mm"] = nadir
-            values["baseline_sum_mm"] = baseline_sum
-            if any(c is None for c in contribs.values()):
+            if i == last:
+                values["nadir_sum_mm"] = nadir
+                values["baseline_sum_mm"] = baseline_sum
+            if nadir_fmt[0] is not nadir:
+                nadir_fmt = (nadir, fmt(nadir))
+            nadir_txt_ = nadir_fmt[1]
+            if len(known) != len(contribs):
+                partial = True
                 absent = [lid for lid, c in contribs.items() if c is None]
-                values["available_sum_mm"] = avail
+                if i == last:
+                    values["available_sum_mm"] = avail
                 if _is_pd(avail, nadir):
                     target_resp = "PD"
-                    ev.add("recist.target.pd_partial", f"{tp.date.isoformat()}: {', '.join(absent)} not assessed, but the "
+                    ev.add("recist.target.pd_partial", f"{when}: {', '.join(absent)} not assessed, but the "
                            f"measured targets alone sum to {fmt(avail)} mm, already {fmt_pct(pct_change(avail, nadir))} and "
-                           f"+{fmt(avail - nadir)} mm over the nadir {fmt(nadir)} mm: PD is established (PD needs >= +20 % "
-                           "and >= +5 mm).", f"{CITE} §4.3.2, Table 1", _refs(tp))
+                           f"+{fmt(avail - nadir)} mm over the nadir {nadir_txt_} mm: PD is established (PD needs >= +20 % "
+                           "and >= +5 mm).", f"{CITE} §4.3.2, Table 1", refs)
                     tsum = avail
                 else:
                     target_resp = "NE"
-                    ev.add("recist.target.ne", f"{tp.date.isoformat()}: {', '.join(absent)} not assessed; the measured "
+                    ev.add("recist.target.ne", f"{when}: {', '.join(absent)} not assessed; the measured "
                            f"targets sum to {fmt(avail)} mm and the missing lesion(s) could change the category: "
-                           "target response not evaluable.", f"{CITE} §4.3.2, Table 1", _refs(tp))
+                           "target response not evaluable.", f"{CITE} §4.3.2, Table 1", refs)
             else:
                 tsum = avail
-                from_base = pct_change(tsum, baseline_sum)
-                values.update(target_sum_mm=tsum, pct_change_from_baseline=from_base,
-                              absolute_change_from_nadir_mm=tsum - nadir)
-                if nadir > 0:
-                    values["pct_change_from_nadir"] = pct_change(tsum, nadir)
-                nodal_ok = all(
-                    (c is not None and (c < NODE_NORMAL_MM if base_targets[lid].nodal else c == 0))
-                    for lid, c in contribs.items()
-                )
-                nadir_txt = (f"{fmt_pct(pct_change(tsum, nadir))}, {'+' if tsum >= nadir else '−'}{fmt(abs(tsum - nadir))} mm "
-                             f"vs nadir {fmt(nadir)} mm" if nadir > 0 else f"+{fmt(tsum)} mm over a nadir of 0 mm")
+                from_base = from_nadir = None
+                if i == last:
+                    from_base = pct_change(tsum, baseline_sum)
+                    values.update(target_sum_mm=tsum, pct_change_from_baseline=from_base,
+                                  absolute_change_from_nadir_mm=tsum - nadir)
+                    if nadir > 0:
+                        values["pct_change_from_nadir"] = from_nadir = pct_change(tsum, nadir)
+                nodal_ok = True
+                for lid, c in contribs.items():
+                    if not (c < NODE_NORMAL_MM if base_targets[lid].nodal else c == 0):
+                        nodal_ok = False
+                        break
+                tsum_txt = fmt(tsum)
                 if _is_pd(tsum, nadir):
                     target_resp = "PD"
-                    ev.add("recist.target.pd", f"{tp.date.isoformat()}: sum {fmt(tsum)} mm is {nadir_txt}: PD "
-                           "(needs >= +20 % and >= +5 mm over the nadir).", f"{CITE} §4.3.1", _refs(tp))
+                    ev.add("recist.target.pd", f"{when}: sum {tsum_txt} mm is "
+                           f"{_nadir_text(tsum, nadir, nadir_txt_, from_nadir)}: PD "
+                           "(needs >= +20 % and >= +5 mm over the nadir).", f"{CITE} §4.3.1", refs)
                 elif nodal_ok:
                     target_resp = "CR"
-                    ev.add("recist.target.cr", f"{tp.date.isoformat()}: all non-nodal targets 0 mm and every nodal target "
-                           "short axis < 10 mm: target CR.", f"{CITE} §4.3.1", _refs(tp))
-                elif tsum * 100 <= (100 + PR_DECREASE_PCT) * baseline_sum:
+                    ev.add("recist.target.cr", f"{when}: all non-nodal targets 0 mm and every nodal target "
+                           "short axis < 10 mm: target CR.", f"{CITE} §4.3.1", refs)
+                elif tsum * 100 <= pr_limit:
                     target_resp = "PR"
-                    ev.add("recist.target.pr", f"{tp.date.isoformat()}: sum {fmt(tsum)} mm is {fmt_pct(from_base)} from "
-                           f"baseline {fmt(baseline_sum)} mm: PR (needs <= −30 %).", f"{CITE} §4.3.1", _refs(tp))
+                    if from_base is None:
+                        from_base = pct_change(tsum, baseline_sum)
+                    ev.add("recist.target.pr", f"{when}: sum {tsum_txt} mm is {fmt_pct(from_base)} from "
+                           f"baseline {base_txt} mm: PR (needs <= −30 %).", f"{CITE} §4.3.1", refs)
                 elif continuing_pr and (pr_assigned or cr_assigned):
                     target_resp = "PR"
-                    ev.add("recist.target.pr_continuing", f"{tp.date.isoformat()}: sum {fmt(tsum)} mm is {fmt_pct(from_base)} "
-                           f"from baseline and {nadir_txt}, not PD: the earlier PR continues until PD criteria are met "
-                           "(strict time-point reading: SD).", "RECIST Working Group FAQ; criteria.md §2.4", _refs(tp))
+                    if from_base is None:
+                        from_base = pct_change(tsum, baseline_sum)
+                    ev.add("recist.target.pr_continuing", f"{when}: sum {tsum_txt} mm is {fmt_pct(from_base)} "
+                           f"from baseline and {_nadir_text(tsum, nadir, nadir_txt_, from_nadir)}, not PD: the earlier "
+                           "PR continues until PD criteria are met (strict time-point reading: SD).",
+                           "RECIST Working Group FAQ; criteria.md §2.4", refs)
                 else:
                     target_resp = "SD"
-                    ev.add("recist.target.sd", f"{tp.date.isoformat()}: sum {fmt(tsum)} mm is {fmt_pct(from_base)} from "
-                           f"baseline (PR needs <= −30 %) and {nadir_txt} (PD needs >= +20 % and >= +5 mm): SD.",
-                           f"{CITE} §4.3.1; EORTC FAQ", _refs(tp))
+                    if from_base is None:
+                        from_base = pct_change(tsum, baseline_sum)
+                    ev.add("recist.target.sd", f"{when}: sum {tsum_txt} mm is {fmt_pct(from_base)} from "
+                           f"baseline (PR needs <= −30 %) and {_nadir_text(tsum, nadir, nadir_txt_, from_nadir)} "
+                           "(PD needs >= +20 % and >= +5 mm): SD.", f"{CITE} §4.3.1; EORTC FAQ", refs)
         nt = tp.non_target
         if nt == "PD":
-            ev.add("recist.nontarget.pd", f"{tp.date.isoformat()}: unequivocal progression of non-target disease: PD.",
-                   f"{CITE} §4.3.3", _refs(tp))
+            ev.add("recist.nontarget.pd", f"{when}: unequivocal progression of non-target disease: PD.",
+                   f"{CITE} §4.3.3", refs)
         if tp.new_lesion == "yes":
-            ev.add("recist.new_lesion", f"{tp.date.isoformat()}: unequivocal new lesion: PD.", f"{CITE} §4.3.5", _refs(tp))
+            ev.add("recist.new_lesion", f"{when}: unequivocal new lesion: PD.", f"{CITE} §4.3.5", refs)
         elif tp.new_lesion == "equivocal":
-            ev.add("recist.new_lesion.equivocal", f"{tp.date.isoformat()}: equivocal new lesion: not PD now; if a later scan "
-                   "confirms it, PD is dated to this scan.", f"{CITE} §4.3.5", _refs(tp))
+            ev.add("recist.new_lesion.equivocal", f"{when}: equivocal new lesion: not PD now; if a later scan "
+                   "confirms it, PD is dated to this scan.", f"{CITE} §4.3.5", refs)
         overall = _overall(target_resp, nt, tp.new_lesion)
         if target_resp == "CR" and overall == "PR":
-            ev.add("recist.overall.cr_nt", f"{tp.date.isoformat()}: targets CR but non-target disease "
+            ev.add("recist.overall.cr_nt", f"{when}: targets CR but non-target disease "
                    f"{'not evaluated' if nt == 'NE' else 'persists'}: overall PR.", f"{CITE} Table 1")
         results.append(_TP(tp.date, target_resp, nt, tp.new_lesion, overall, tsum, avail, values=values))
-        if tsum is not None and target_resp != "NE" and "available_sum_mm" not in values:
+        if tsum is not None and target_resp != "NE" and not partial:
             evaluable_sums.append((tp.date, tsum))  # only complete sums can become the nadir
             if nadir_sum is None or tsum < nadir_sum:
                 nadir_sum = tsum
@@ -443,6 +471,14 @@ def assess(inputs: RecistInputs, as_of: date, *, continuing_pr: bool = True) -> 
                                   current.target_response == "NE" else ()),
         notes=_notes(ev, continuing_pr),
     )
+
+
+def _nadir_text(tsum: Decimal, nadir: Decimal, nadir_txt: str, from_nadir: Decimal | None) -> str:
+    """The change against the nadir in words (``from_nadir``: pct_change(tsum, nadir), when already computed)."""
+    if nadir > 0:
+        return (f"{fmt_pct(from_nadir if from_nadir is not None else pct_change(tsum, nadir))}, "
+                f"{'+' if tsum >= nadir else '−'}{fmt(abs(tsum - nadir))} mm vs nadir {nadir_txt} mm")
+    return f"+{fmt(tsum)} mm over a nadir of 0 mm"
 
 
 def _notes(ev: EvidenceLog, continuing_pr: bool) -> tuple[str, ...]:
