@@ -4,6 +4,7 @@ from __future__ import annotations
 
 def create_app(config=None):
     """Flask app factory (``gunicorn 'cds_service:create_app()'``)."""
+    from cds_service import logging_setup  # noqa: F401 - first: imports structlog without console extras
     from cds_service.app import create_app as _create
 
     return _create(config)
