@@ -367,9 +367,12 @@ def _memory_table(sizes: list[SizeResult]) -> list[str]:
 def _inprocess_tables(engines: list, stages: list, gc_rows: list) -> list[str]:
     lines: list[str] = []
     if stages:
-        lines += ["", "**In-process: stages of one hook call (median ms; GC as in the app; `cards` = all that "
-                  "evaluate_request does after the assessment: reported categories from report text, views, timeline, "
-                  "surveillance, validated suggestions, cards)**", "",
+        lines += ["", "**In-process: stages of one hook call (median ms; GC as in the app; `echo decode` = what the "
+                  "echo does with the body (orjson.loads and freeing it), for comparison; `decode` = the service's lazy "
+                  "decode (cds_service/hook_body.py); `cards` = all that evaluate_request does after the assessment: "
+                  "reported categories from report text, views, timeline, surveillance, suggestions, cards; `free` = "
+                  "releasing the request after the response; `total` = the service's stages, echo decode excluded)**",
+                  "",
                   "| N obs | resources | " + " | ".join(stages[0].ms) + " | total | mapping µs / resource |",
                   "|---:|---:|" + "---:|" * (len(stages[0].ms) + 2)]
         for r in stages:
