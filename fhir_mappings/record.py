@@ -205,9 +205,23 @@ class PatientRecord:
             if ref:
                 by_ref[ref] = res
             if type(code) is Concept:  # a RawResource's head (fhir_mappings/rawjson.py)
-                if not code.coding:
+                coding = code.coding
+                if not coding:
                     continue
-                pairs = [(c.code, c.system) for c in code.coding]
+                if len(coding) == 1:  # the usual case, without the pairs below
+                    c = coding[0]
+                    bare, system = c.code, c.system
+                    if isinstance(bare, str):
+                        by_bare_code[bare.strip()].append(res)
+                    if isinstance(system, str):
+                        by_system[system].append(res)
+                    elif system is not None and not self._odd_system:
+                        try:
+                            hash(system)
+                        except TypeError:
+                            self._odd_system = True
+                    continue
+                pairs = [(c.code, c.system) for c in coding]
             elif isinstance(code, dict):
                 coding = code.get("coding")
                 if not isinstance(coding, list):
