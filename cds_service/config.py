@@ -11,6 +11,7 @@ parsed as YAML scalars or lists (``true``, ``3``, ``[a, b]``). ``REMISSION_CDS_C
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Any, Literal
 
@@ -195,9 +196,26 @@ def _did_you_mean(word: str, options) -> str:
 ENV_PREFIX = "REMISSION_CDS_"
 
 
-def _env_overrides() -> dict[str, Any]:
+# An environment value YAML reads as that very string (a URL, a path, a word), so the YAML parser (~1 MiB per worker)
+# is not loaded for it: it starts with a letter, "/" or "_" that begins none of YAML's implicit types (bool and null
+# start with one of yYnNtTfFoO; numbers, dates, "~", "<<" and "=" with something else), holds no space and no YAML
+# indicator, and does not end with ":" (that would be a mapping). tests/test_config.py compares with yaml.safe_load.
+_PLAIN_YAML_STRING = re.compile(r"[A-EG-MP-SU-XZa-eg-mp-su-xz/_][A-Za-z0-9_./:@%+=~-]*(?<!:)")
+
+
+def _env_value(value: str) -> Any:
+    """An environment override's value, as YAML reads it (a plain string when YAML would not read it)."""
+    if not value or _PLAIN_YAML_STRING.fullmatch(value):
+        return value
     import yaml
 
+    try:
+        return yaml.safe_load(value)
+    except yaml.YAMLError:
+        return value
+
+
+def _env_overrides() -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key, value in os.environ.items():
         if not key.startswith(ENV_PREFIX) or key == ENV_PREFIX + "CONFIG":
@@ -206,10 +224,7 @@ def _env_overrides() -> dict[str, Any]:
         node = out
         for part in path[:-1]:
             node = node.setdefault(part, {})
-        try:
-            node[path[-1]] = yaml.safe_load(value) if value else value
-        except yaml.YAMLError:
-            node[path[-1]] = value
+        node[path[-1]] = _env_value(value)
     return out
 
 

@@ -5,6 +5,8 @@ from datetime import date
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from cds_service.config import load_settings
 from cds_service.config_check import check_file, masked
@@ -144,3 +146,48 @@ def test_a_disabled_service_leaves_discovery_and_answers_404(tmp_path):
     ids = {s["id"] for s in c.get("/cds-services").get_json()["services"]}
     assert ids == {"remission-status"}
     assert c.post("/cds-services/surveillance-order-check", json={}).status_code == 404
+
+
+def _env_value_with_yaml(value: str):
+    """How an environment override was read before the plain-string shortcut: always through YAML."""
+    import yaml
+
+    try:
+        return yaml.safe_load(value) if value else value
+    except yaml.YAMLError:
+        return value
+
+
+def _outcome(fn, value: str):
+    try:
+        out = fn(value)
+    except Exception as exc:  # noqa: BLE001 - e.g. a date YAML cannot build: both ways must raise it
+        return ("raises", type(exc).__name__)
+    return (type(out).__name__, repr(out))
+
+
+_PLAIN_EXAMPLES = ["sqlite:////var/lib/remission-cds/feedback.sqlite3", "postgresql://cds:pw@db.example:5432/cds",
+                   "https://cds.example.org/cds-services", "production", "sandbox", "jwt", "info", "/tmp/x", "_x",
+                   "a:b", "Bearer", "k=v", "x~y", "p50%", "user@host"]
+_YAML_EXAMPLES = ["true", "True", "yes", "no", "on", "off", "null", "~", "open", "3", "3.5", "-1", ".inf", "1e3",
+                  "2026-01-02", "[a, b]", "{a: 1}", "a: b", "a:", "key:", "'quoted'", "a #c", "*x", "&y", "<<", "=",
+                  "[", "- a", "12:30", "50%", "0x1F", "Null", "NO", "Off", "y", "n", "mode: jwt"]
+
+
+@pytest.mark.parametrize("value", _PLAIN_EXAMPLES + _YAML_EXAMPLES)
+def test_environment_values_read_as_yaml_reads_them(value):
+    from cds_service.config import _PLAIN_YAML_STRING, _env_value
+
+    assert _outcome(_env_value, value) == _outcome(_env_value_with_yaml, value)
+    if value in _PLAIN_EXAMPLES:
+        assert _PLAIN_YAML_STRING.fullmatch(value)  # no YAML parser needed for these
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.one_of(st.text(max_size=40),
+                 st.text(alphabet="abcfnotyANOTY019_./:@%+=~-#[]{}, '\"!&*?|>", max_size=20),
+                 st.from_regex(r"[A-EG-MP-SU-XZa-eg-mp-su-xz/_][A-Za-z0-9_./:@%+=~-]*", fullmatch=True)))
+def test_environment_values_read_as_yaml_reads_them_for_any_text(value):
+    from cds_service.config import _env_value
+
+    assert _outcome(_env_value, value) == _outcome(_env_value_with_yaml, value)

@@ -3,11 +3,13 @@ send their prefetch), and that the optional paths still load what they need.
 
 Each of these packages costs a worker several MiB of resident memory (docs/performance.md, memory per worker):
 PyJWT + cryptography ~9, the UCUM registry (ucumvert, pint, lark) ~11, requests ~5, psycopg ~9, rich (a test
-tool structlog would pick up) ~5. They are checked in a fresh interpreter, since the test process imports them.
+tool structlog would pick up) ~5, PyYAML ~1 (no configuration file; plain environment values). They are checked in
+a fresh interpreter, since the test process imports them.
 """
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import threading
@@ -24,7 +26,7 @@ from cds_service.sandbox.vignettes import to_patient
 from conftest import ROOT, load_vignettes
 
 NOT_IN_A_DEFAULT_WORKER = ("jwt", "cryptography", "requests", "urllib3", "psycopg", "ucumvert", "pint", "lark",
-                           "rich", "pygments", "better_exceptions")
+                           "rich", "pygments", "better_exceptions", "yaml")
 
 WORKER = r"""
 import json, sys
@@ -51,14 +53,17 @@ print(json.dumps({"statuses": statuses, "modules": sorted({m.split(".")[0] for m
 """
 
 
-def _worker(tmp_path: Path, config: dict, bodies: list[bytes]) -> tuple[dict, str]:
+def _worker(tmp_path: Path, config: dict | None, bodies: list[bytes]) -> tuple[dict, str]:
+    """Runs WORKER: ``config`` None is the default configuration with the feedback URL from the environment."""
     paths = []
     for i, body in enumerate(bodies):
         p = tmp_path / f"body{i}.json"
         p.write_bytes(body)
         paths.append(str(p))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("REMISSION_CDS_")}
+    env["REMISSION_CDS_FEEDBACK_DATABASE_URL"] = f"sqlite:///{tmp_path}/feedback.sqlite3"
     proc = subprocess.run([sys.executable, "-c", WORKER, json.dumps(config), *paths], cwd=ROOT, capture_output=True,
-                          text=True, timeout=120)
+                          text=True, timeout=120, env=env)
     assert proc.returncode == 0, proc.stderr[-3000:]
     return json.loads(proc.stdout.strip().splitlines()[-1]), proc.stderr
 
@@ -74,7 +79,7 @@ def test_a_default_worker_imports_none_of_the_optional_heavy_packages(tmp_path):
     finally:
         sys.path.remove(str(ROOT))
     bodies = [build_body(100)] + [_vignette_body(v) for v in ("RECIST-01", "ELN-13", "IMWG-07")]
-    out, stderr = _worker(tmp_path, {"feedback_database_url": f"sqlite:///{tmp_path}/fb.sqlite3"}, bodies)
+    out, stderr = _worker(tmp_path, None, bodies)
     assert [s for s, _ in out["statuses"]] == [200] * len(bodies)
     assert all(n > 0 for _, n in out["statuses"])
     loaded = set(out["modules"]) & set(NOT_IN_A_DEFAULT_WORKER)
