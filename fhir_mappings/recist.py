@@ -11,6 +11,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from decimal import Decimal
+from typing import Any
 
 from fhir_mappings import codes
 from fhir_mappings.record import (
@@ -19,8 +20,10 @@ from fhir_mappings.record import (
     concept_keys,
     concept_text,
     effective_date,
+    UCUM,
     quantity,
     ref_of,
+    to_decimal,
 )
 from fhir_mappings.units import LENGTH_MM, UnitError, normalise
 from rules import recist as engine
@@ -73,6 +76,14 @@ def _lesion_key(obs: Resource, record: PatientRecord) -> tuple[str, Resource | N
             return f["reference"], None
     site = concept_text(obs.get("bodySite"))
     return (f"site:{site}" if site else ""), None
+
+
+def _body_key(body: Resource) -> str:
+    """The lesion key _lesion_key gives for a focus that resolves to ``body``."""
+    for ident in body.get("identifier") or ():
+        if isinstance(ident, dict) and isinstance(ident.get("value"), str):
+            return ident["value"]
+    return ref_of(body) or ""
 
 
 def _is_nodal(obs: Resource, body: Resource | None, coded: list[tuple[dict, set[str]]] | None = None) -> bool:
@@ -158,9 +169,11 @@ def _timepoint_dates(record: PatientRecord, obs_list: list[Resource]) -> dict[st
     return when
 
 
-def _status_by_date(record: PatientRecord, key: str, tp_dates: dict[str, date]) -> dict[date, tuple[str, str | None]]:
+def _status_by_date(record: PatientRecord, key: str, tp_dates: dict[str, date],
+                    found: list[Resource] | None = None) -> dict[date, tuple[str, str | None]]:
+    """``found``: record.with_codes([key], "Observation"), when already at hand."""
     out: dict[date, tuple[str, str | None]] = {}
-    for obs in record.with_codes([key], "Observation"):
+    for obs in record.with_codes([key], "Observation") if found is None else found:
         d = tp_dates.get(ref_of(obs) or "", effective_date(obs))
         if d is None:
             record.issue(obs, "status observation skipped", "no date")
@@ -180,36 +193,216 @@ def _status_by_date(record: PatientRecord, key: str, tp_dates: dict[str, date]) 
     return out
 
 
+def _report_dates(record: PatientRecord, wanted: set[str]) -> dict[str, date]:
+    """_timepoint_dates(record, ...) restricted to the measurements in ``wanted`` (their ``ref_of``), which is all
+    map_recist looks up: a report's results are matched by their reference text, without resolving each one.
+
+    A ``Type/id`` reference names the resource the index holds under that key (PatientRecord.ref_key); any other
+    spelling (absolute URL, ``_history``, a reference without text) goes through ref_key as before."""
+    wanted = {w for w in wanted if record.ref_key(w) == w}  # keys the index resolves (all of them, normally)
+    when: dict[str, date] = {}
+    if not wanted:
+        return when
+    ref_key = record.ref_key
+    for rep in record.of_type("DiagnosticReport"):
+        d = effective_date(rep)
+        if d is None:
+            continue
+        for r in rep.get("result") or ():
+            ref = r.get("reference") if type(r) is dict else r
+            if type(ref) is str and ref.count("/") == 1:
+                if ref in wanted:
+                    when[ref] = d
+            else:
+                key = ref_key(r)
+                if key and key in wanted:
+                    when[key] = d
+    return when
+
+
+_SIZE_COMPONENTS = frozenset({codes.NODAL, codes.SHORT_AXIS, codes.OTHER_DIMENSION, codes.LONGEST_DIMENSION,
+                              codes.LESION_ROLE})
+_NO_COMPONENTS: dict[str, list[dict]] = {}
+
+
+def _components_by_code(obs: Resource) -> dict[str, list[dict]]:
+    """{key: _component(obs, key)} for the component codes map_recist reads, in one pass over the components."""
+    comps = obs.get("component")
+    if comps is None:
+        return _NO_COMPONENTS
+    out: dict[str, list[dict]] = {}
+    for c in comps or ():
+        if isinstance(c, dict):
+            for k in concept_keys(c.get("code")):
+                if k in _SIZE_COMPONENTS:
+                    listed = out.get(k)
+                    if listed is None:
+                        out[k] = [c]
+                    else:
+                        listed.append(c)
+    return out
+
+
+def _site_is_nodal(concept: Any) -> bool:
+    """The location / bodySite test of _is_nodal for one value (a dict)."""
+    if concept_keys(concept) & codes.LYMPH_NODE_SNOMED:
+        return True
+    text = concept_text(concept).lower()
+    return "lymph node" in text or " ln" in f" {text}" or text.endswith(" node") or "nodal" in text
+
+
+def _size_value(obs: Resource, comp: dict, record: PatientRecord) -> tuple[Decimal | None, bool]:
+    """(value_of(comp), whether it said too small) as _dimension's value_of reads it."""
+    vcc = comp.get("valueCodeableConcept")
+    if vcc is not None and codes.TOO_SMALL in concept_keys(vcc):
+        return None, True
+    q = comp.get("valueQuantity")
+    if type(q) is dict:
+        value = q.get("value")
+        if type(value) is float:  # to_decimal(value), the usual JSON number
+            v: Decimal | None = Decimal(repr(value))
+            if not v.is_finite():  # type: ignore[union-attr]
+                v = None
+        else:
+            v = to_decimal(value)
+        if v is None:
+            return None, False
+        code = q.get("code")
+        unit = code if isinstance(code, str) and q.get("system") in (UCUM, None) else None
+        if unit is None and isinstance(q.get("unit"), str):
+            unit = q["unit"]
+    else:
+        v, unit, _ = quantity(q)
+        if v is None:
+            return None, False
+    try:
+        mm = normalise(v, unit, LENGTH_MM)
+    except UnitError as exc:
+        record.issue(obs, "tumour size skipped", str(exc))
+        return None, False
+    if mm < 0:
+        record.issue(obs, "tumour size skipped", "negative diameter")
+        return None, False
+    return mm, False
+
+
+def _size_of(obs: Resource, nodal: bool, record: PatientRecord,
+             by_code: dict[str, list[dict]]) -> tuple[Decimal | None, bool]:
+    """_dimension(obs, nodal, record) with the components already sorted by code (``_components_by_code``)."""
+    note = obs.get("note")
+    notes = " ".join(str(n.get("text", "")) for n in note if isinstance(n, dict)).lower() \
+        if isinstance(note, list) else ""
+    interp = obs.get("interpretation")
+    if interp is None:
+        too_small = "too small to measure" in notes
+    else:
+        interp_keys: set[str] = set()
+        for concept in interp if isinstance(interp, list) else [interp]:
+            interp_keys |= concept_keys(concept)
+        too_small = "too small to measure" in notes or codes.TOO_SMALL in interp_keys
+    if nodal:
+        for comp in by_code.get(codes.SHORT_AXIS, ()):
+            v, small = _size_value(obs, comp, record)
+            too_small = too_small or small
+            if v is not None:
+                return v, too_small
+        others = []
+        for comp in by_code.get(codes.OTHER_DIMENSION, ()):
+            v, small = _size_value(obs, comp, record)
+            too_small = too_small or small
+            if v is not None:
+                others.append(v)
+        if others:
+            return min(others), too_small
+    for comp in by_code.get(codes.LONGEST_DIMENSION, ()):
+        v, small = _size_value(obs, comp, record)
+        too_small = too_small or small
+        if v is not None:
+            return v, too_small
+    return None, too_small
+
+
 def map_recist(record: PatientRecord, *, confirmation_required: bool | None = None) -> RecistMapping:
     sizes = record.with_codes([codes.TUMOR_SIZE], "Observation")
-    tp_dates = _timepoint_dates(record, sizes)
+    stated = {key: record.with_codes([key], "Observation") for key in
+              (codes.NON_TARGET_RESPONSE, codes.NEW_LESION, codes.TIMEPOINT_RESPONSE, codes.TRIAL_CONFIRMATION)}
+    wanted = {r for obs in sizes if (r := ref_of(obs))}
+    for found in stated.values():
+        wanted.update(r for obs in found if (r := ref_of(obs)))
+    tp_dates = _report_dates(record, wanted)  # the dates map_recist asks _timepoint_dates for
     lesions: dict[str, _Lesion] = {}
+    # Per measurement this does what _lesion_key, _is_nodal, _organ and _dimension do, reading each lesion's
+    # BodyStructure once per call (its key and whether its location is a node) and the components once
+    # (tests/test_eval_fast_forms.py compares with the plain form on random records).
+    by_focus: dict[str, tuple[str, Resource]] = {}  # focus reference -> (lesion key, BodyStructure)
+    body_nodal: dict[int, bool] = {}  # id(BodyStructure) -> its location says node
     for obs in sizes:
-        ref = ref_of(obs)
+        rtype, rid = obs.get("resourceType"), obs.get("id")
+        ref = f"{rtype}/{rid}" if rtype and rid else None  # ref_of(obs)
         d = tp_dates[ref] if ref in tp_dates else effective_date(obs)  # the report's date wins
         if d is None:
             record.issue(obs, "tumour size skipped", "no date")
             continue
-        key, body = _lesion_key(obs, record)
+        key, body = "", None  # _lesion_key(obs, record)
+        for f in obs.get("focus") or ():
+            if not isinstance(f, dict):
+                continue
+            target = f.get("reference")
+            known = by_focus.get(target) if type(target) is str else None
+            if known is not None:
+                key, body = known
+                break
+            found_body = record.get(f)
+            if found_body is not None:
+                key, body = _body_key(found_body), found_body
+                if type(target) is str:
+                    by_focus[target] = (key, body)
+                break
+            ident = f.get("identifier")
+            if isinstance(ident, dict) and isinstance(ident.get("value"), str):
+                key = ident["value"]
+                break
+            if isinstance(f.get("reference"), str):
+                key = f["reference"]
+                break
+        else:
+            site = concept_text(obs.get("bodySite"))
+            key = f"site:{site}" if site else ""
         if not key:
             record.issue(obs, "tumour size skipped", "no lesion identifier (focus) or body site to track it by")
             continue
         les = lesions.get(key)
         if les is None:  # (setdefault would build a _Lesion for every measurement)
             les = lesions[key] = _Lesion(key)
-        coded = _coded_components(obs)
-        les.nodal = les.nodal or _is_nodal(obs, body, coded)
+        by_code = _components_by_code(obs)
+        if not les.nodal:  # _is_nodal(obs, body)
+            nodal = None
+            for c in by_code.get(codes.NODAL, ()):
+                if isinstance(c.get("valueBoolean"), bool):
+                    nodal = c["valueBoolean"]
+                    break
+            if nodal is None:
+                nodal = False
+                if body and isinstance(body.get("location"), dict):
+                    said = body_nodal.get(id(body))
+                    if said is None:
+                        said = body_nodal[id(body)] = _site_is_nodal(body["location"])
+                    nodal = said
+                if not nodal:
+                    site_ = obs.get("bodySite")
+                    nodal = isinstance(site_, dict) and _site_is_nodal(site_)
+            les.nodal = nodal
         les.organ = les.organ or _organ(obs, body)
-        for comp in _component(obs, codes.LESION_ROLE, coded):
+        for comp in by_code.get(codes.LESION_ROLE, ()):
             for k in concept_keys(comp.get("valueCodeableConcept")):
                 les.role = ROLE_VALUES.get(k.split("|", 1)[1].lower(), les.role)
-        dim, too_small = _dimension(obs, les.nodal, record, coded)
+        dim, too_small = _size_of(obs, les.nodal, record, by_code)
         les.sizes[d] = (dim, too_small, ref)
 
-    nt_status = _status_by_date(record, codes.NON_TARGET_RESPONSE, tp_dates)
-    new_status = _status_by_date(record, codes.NEW_LESION, tp_dates)
-    reported = _status_by_date(record, codes.TIMEPOINT_RESPONSE, tp_dates)
-    confirm_obs = _status_by_date(record, codes.TRIAL_CONFIRMATION, tp_dates)
+    nt_status = _status_by_date(record, codes.NON_TARGET_RESPONSE, tp_dates, stated[codes.NON_TARGET_RESPONSE])
+    new_status = _status_by_date(record, codes.NEW_LESION, tp_dates, stated[codes.NEW_LESION])
+    reported = _status_by_date(record, codes.TIMEPOINT_RESPONSE, tp_dates, stated[codes.TIMEPOINT_RESPONSE])
+    confirm_obs = _status_by_date(record, codes.TRIAL_CONFIRMATION, tp_dates, stated[codes.TRIAL_CONFIRMATION])
     if confirmation_required is None:
         confirmation_required = any(v[0] == "yes" for v in confirm_obs.values())
 

@@ -372,3 +372,148 @@ def _not_evaluable(reasons: Iterable[str], ev: EvidenceLog) -> Assessment:
         criteria=CRITERIA, category="NE", label="not evaluable", outcome=Outcome.NOT_EVALUABLE,
         assessment_date=None, confirmed=False, source=SOURCE, evidence=ev.items(), missing=reasons,
     )
+
+
+# --- fhir_mappings/recist.py: map_recist ------------------------------------------------------------------------
+
+from fhir_mappings import codes  # noqa: E402
+from fhir_mappings.recist import (  # noqa: E402
+    ROLE_VALUES, RecistMapping, _component, _coded_components, _dimension, _is_nodal, _Lesion, _lesion_key,
+    _non_target_status, _organ, _treatment_start,
+)
+from fhir_mappings.record import PatientRecord, Resource, concept_keys, concept_text, effective_date, ref_of  # noqa: E402
+from rules import recist as engine  # noqa: E402
+
+
+def _timepoint_dates(record: PatientRecord, obs_list: list[Resource]) -> dict[str, date]:
+    """Date of the imaging report that groups each measurement (report date wins over measurement date)."""
+    when: dict[str, date] = {}
+    ref_key = record.ref_key  # ref_of(record.get(r)) without reading every result resource
+    for rep in record.of_type("DiagnosticReport"):
+        d = effective_date(rep)
+        if d is None:
+            continue
+        for r in rep.get("result") or ():
+            key = ref_key(r)
+            if key:
+                when[key] = d
+    return when
+
+
+def _status_by_date(record: PatientRecord, key: str, tp_dates: dict[str, date]) -> dict[date, tuple[str, str | None]]:
+    out: dict[date, tuple[str, str | None]] = {}
+    for obs in record.with_codes([key], "Observation"):
+        d = tp_dates.get(ref_of(obs) or "", effective_date(obs))
+        if d is None:
+            record.issue(obs, "status observation skipped", "no date")
+            continue
+        if isinstance(obs.get("valueBoolean"), bool):
+            out[d] = ("yes" if obs["valueBoolean"] else "no", ref_of(obs))
+            continue
+        vc = obs.get("valueCodeableConcept")
+        val = None
+        for k in concept_keys(vc):
+            val = k.split("|", 1)[1]
+        val = val or concept_text(vc) or (obs.get("valueString") if isinstance(obs.get("valueString"), str) else None)
+        if val:
+            out[d] = (val.strip(), ref_of(obs))
+        else:
+            record.issue(obs, "status observation skipped", "no value")
+    return out
+
+
+def map_recist(record: PatientRecord, *, confirmation_required: bool | None = None) -> RecistMapping:
+    sizes = record.with_codes([codes.TUMOR_SIZE], "Observation")
+    tp_dates = _timepoint_dates(record, sizes)
+    lesions: dict[str, _Lesion] = {}
+    for obs in sizes:
+        ref = ref_of(obs)
+        d = tp_dates[ref] if ref in tp_dates else effective_date(obs)  # the report's date wins
+        if d is None:
+            record.issue(obs, "tumour size skipped", "no date")
+            continue
+        key, body = _lesion_key(obs, record)
+        if not key:
+            record.issue(obs, "tumour size skipped", "no lesion identifier (focus) or body site to track it by")
+            continue
+        les = lesions.get(key)
+        if les is None:  # (setdefault would build a _Lesion for every measurement)
+            les = lesions[key] = _Lesion(key)
+        coded = _coded_components(obs)
+        les.nodal = les.nodal or _is_nodal(obs, body, coded)
+        les.organ = les.organ or _organ(obs, body)
+        for comp in _component(obs, codes.LESION_ROLE, coded):
+            for k in concept_keys(comp.get("valueCodeableConcept")):
+                les.role = ROLE_VALUES.get(k.split("|", 1)[1].lower(), les.role)
+        dim, too_small = _dimension(obs, les.nodal, record, coded)
+        les.sizes[d] = (dim, too_small, ref)
+
+    nt_status = _status_by_date(record, codes.NON_TARGET_RESPONSE, tp_dates)
+    new_status = _status_by_date(record, codes.NEW_LESION, tp_dates)
+    reported = _status_by_date(record, codes.TIMEPOINT_RESPONSE, tp_dates)
+    confirm_obs = _status_by_date(record, codes.TRIAL_CONFIRMATION, tp_dates)
+    if confirmation_required is None:
+        confirmation_required = any(v[0] == "yes" for v in confirm_obs.values())
+
+    all_dates = sorted({d for les in lesions.values() for d in les.sizes} | set(nt_status) | set(new_status) | set(reported))
+    if not all_dates:
+        return RecistMapping(None, None, ("no tumour measurements (mCODE TumorSize, LOINC 21889-1) in the record",))
+    measured_dates = sorted({d for les in lesions.values() for d in les.sizes})
+    if not measured_dates and reported and min(reported) == all_dates[0]:
+        # only reported responses (no measurements): the baseline is the start of treatment (or a day before)
+        start = _treatment_start(record, all_dates[0] - timedelta(days=365))
+        all_dates.insert(0, start if start and start < all_dates[0] else all_dates[0] - timedelta(days=1))
+    baseline = all_dates[0]
+
+    coded_roles = any(les.role for les in lesions.values())
+    selection = None
+    if coded_roles:
+        targets = [les for les in lesions.values() if les.role == "target"]
+        non_targets = [les for les in lesions.values() if les.role == "non-target"]
+    else:
+        at_base = [les for les in lesions.values() if baseline in les.sizes and les.sizes[baseline][0] is not None]
+        selection = engine.select_targets([
+            engine.BaselineLesion(les.lesion_id, les.nodal, les.sizes[baseline][0], les.organ) for les in at_base])
+        targets = [lesions[i] for i in selection.targets]
+        non_targets = [lesions[i] for i in selection.non_targets]
+        for les in lesions.values():
+            if baseline not in les.sizes and les.role is None:
+                les.role = "new"
+    new_lesions = [les for les in lesions.values() if les.role == "new"]
+    targets = [t for t in targets if baseline in t.sizes]
+
+    treatment_start = _treatment_start(record, baseline)
+    timepoints = []
+    for d in all_dates:
+        tms = []
+        for t in targets:
+            dim, small, ref = t.sizes.get(d, (None, False, None))
+            if d not in t.sizes and d != baseline:
+                # lesion not measured at this time point: not assessed (only if other targets were measured)
+                pass
+            tms.append(engine.TargetMeasurement(t.lesion_id, t.nodal, dim, small, t.organ, ref))
+        if not any(d in t.sizes for t in targets):
+            tms = []
+        nt = _non_target_status(d, baseline, non_targets, nt_status)
+        nl, nl_ref = "no", None
+        if d in new_status:
+            v = new_status[d][0].lower()
+            nl = "yes" if v in ("yes", "true", "present") else ("equivocal" if v.startswith("equivocal") else "no")
+            nl_ref = new_status[d][1]
+        for les in new_lesions:
+            first = min(les.sizes) if les.sizes else None
+            if first is not None and first <= d and d != baseline:
+                dim = les.sizes[first][0]
+                if les.nodal and dim is not None and dim < engine.NODE_NORMAL_MM:
+                    continue  # a node < 10 mm short axis is not pathological (RECIST WG "New lymph node lesions")
+                nl = "yes"
+                nl_ref = nl_ref or les.sizes[first][2]
+        refs = tuple(r for r in (nl_ref, nt_status.get(d, (None, None))[1]) if r)
+        rep = reported.get(d)
+        timepoints.append(engine.Timepoint(d, tuple(tms), nt, nl, rep[0] if rep and not tms else None, refs))
+
+    inputs = engine.RecistInputs(
+        timepoints=tuple(timepoints), confirmation_required=confirmation_required,
+        treatment_start=treatment_start, targets_auto_selected=selection is not None and bool(selection.targets),
+    )
+    return RecistMapping(inputs, selection)

@@ -88,3 +88,106 @@ def test_recist_engine_is_the_plain_form(inputs, as_of_days, continuing):
     assert got == want
     if isinstance(want, base.Assessment):
         assert list(got.values) == list(want.values)  # the card's JSON keeps the key order
+
+
+# --- RECIST 1.1 mapper ---------------------------------------------------------------------------------------
+
+from fhir_mappings import codes  # noqa: E402
+from fhir_mappings.recist import map_recist  # noqa: E402
+from fhir_mappings.record import LOINC, SNOMED, UCUM, PatientRecord  # noqa: E402
+
+_DATES = ["2024-01-08", "2024-03-04T10:00:00+01:00", "2024-05-06", "2024-07-01", "2024", None, "garbage"]
+
+
+def _coding(system, code, display=None):
+    c = {"system": system, "code": code}
+    if display:
+        c["display"] = display
+    return {"coding": [c]}
+
+
+@st.composite
+def recist_records(draw):
+    bodies = []
+    for i in range(draw(st.integers(0, 3))):
+        b = {"resourceType": "BodyStructure", "id": f"b{i}"}
+        b["identifier"] = draw(st.sampled_from([[{"value": f"L{i}"}], [{"system": "x"}], [], None, [{"value": 3}]]))
+        b["location"] = draw(st.sampled_from([
+            _coding(SNOMED, "59441001", "Left axillary lymph node"), _coding(SNOMED, "10200004", "Liver"),
+            {"text": "mediastinal nodal mass"}, {"text": "lung"}, "liver", None]))
+        bodies.append({k: v for k, v in b.items() if v is not None})
+    focus_refs = [f"BodyStructure/b{i}" for i in range(len(bodies))] + [
+        "BodyStructure/missing", "http://x.org/fhir/BodyStructure/b0", "BodyStructure/b0/_history/2"]
+    obs = []
+    for i in range(draw(st.integers(0, 12))):
+        o = {"resourceType": "Observation", "id": draw(st.sampled_from([f"s{i}", f"s{i}", None, f"a/s{i}"])),
+             "status": "final", "code": _coding(LOINC, "21889-1"),
+             "effectiveDateTime": draw(st.sampled_from(_DATES))}
+        o["focus"] = draw(st.sampled_from([
+            None, [{"reference": draw(st.sampled_from(focus_refs))}], [{"identifier": {"value": f"id{i % 3}"}}],
+            [{"display": "x"}], ["BodyStructure/b0"], [{"reference": 5}], {"reference": "BodyStructure/b0"}]))
+        o["bodySite"] = draw(st.sampled_from([None, _coding(SNOMED, "59441001", "Axillary lymph node"),
+                                              {"text": "liver"}, {"text": "para-aortic ln"}, 7]))
+        comps = []
+        for _ in range(draw(st.integers(0, 4))):
+            key = draw(st.sampled_from([codes.LONGEST_DIMENSION, codes.SHORT_AXIS, codes.OTHER_DIMENSION,
+                                        codes.NODAL, codes.LESION_ROLE, f"{LOINC}|8480-6"]))
+            system, code = key.split("|", 1)
+            c = {"code": _coding(system, draw(st.sampled_from([code, code, f" {code} "])))}
+            if key == codes.NODAL:
+                c["valueBoolean"] = draw(st.sampled_from([True, False, "yes"]))
+            elif key == codes.LESION_ROLE:
+                c["valueCodeableConcept"] = _coding("http://x", draw(st.sampled_from(["target", "Non-target", "new",
+                                                                                      "other"])))
+            else:
+                if draw(st.integers(0, 6)) == 0:
+                    c["valueCodeableConcept"] = _coding(*codes.TOO_SMALL.split("|", 1))
+                q = {"value": draw(st.one_of(st.floats(-5, 150, allow_nan=False), st.integers(-5, 150),
+                                             st.sampled_from(["12.5", "NaN", None, True, float("inf")])))}
+                unit = draw(st.sampled_from(["mm", "cm", "kg", None, " mm "]))
+                if unit is not None:
+                    q[draw(st.sampled_from(["code", "unit"]))] = unit
+                system_ = draw(st.sampled_from([UCUM, None, "http://other"]))
+                if system_:
+                    q["system"] = system_
+                c["valueQuantity"] = draw(st.sampled_from([q, q, q, "12 mm"]))
+            comps.append(c)
+        o["component"] = draw(st.sampled_from([comps, comps, None, "x"])) if comps else None
+        o["note"] = draw(st.sampled_from([None, [{"text": "Too small to measure"}], [{"text": "ok"}, "x"], "x"]))
+        o["interpretation"] = draw(st.sampled_from([
+            None, [_coding(*codes.TOO_SMALL.split("|", 1))], _coding("http://x", "H"), []]))
+        obs.append({k: v for k, v in o.items() if v is not None})
+    status = []
+    for i in range(draw(st.integers(0, 4))):
+        key = draw(st.sampled_from([codes.NON_TARGET_RESPONSE, codes.NEW_LESION, codes.TIMEPOINT_RESPONSE,
+                                    codes.TRIAL_CONFIRMATION]))
+        o = {"resourceType": "Observation", "id": draw(st.sampled_from([f"t{i}", None])), "status": "final",
+             "code": _coding(*key.split("|", 1)), "effectiveDateTime": draw(st.sampled_from(_DATES))}
+        o.update(draw(st.sampled_from([{"valueBoolean": True}, {"valueBoolean": False},
+                                       {"valueCodeableConcept": _coding("http://x", "PR")},
+                                       {"valueString": "non-CR/non-PD"}, {"valueString": "yes"}, {}])))
+        status.append({k: v for k, v in o.items() if v is not None})
+    reports = []
+    refs = [f"Observation/{o.get('id')}" for o in obs + status] + ["Observation/nope"]
+    for i in range(draw(st.integers(0, 4))):
+        results = []
+        for _ in range(draw(st.integers(0, 5))):
+            ref = draw(st.sampled_from(refs))
+            results.append(draw(st.sampled_from([
+                {"reference": ref}, {"reference": "http://x.org/fhir/" + ref}, {"reference": ref + "/_history/1"},
+                ref, {"display": "x"}, 3])))
+        reports.append({"resourceType": "DiagnosticReport", "id": f"r{i}", "status": "final",
+                        "effectiveDateTime": draw(st.sampled_from(_DATES)), "result": results})
+    meds = [{"resourceType": "MedicationStatement", "id": "m", "status": "active",
+             "effectiveDateTime": draw(st.sampled_from(_DATES))}] if draw(st.booleans()) else []
+    return bodies + obs + status + reports + meds
+
+
+@settings(max_examples=1500, deadline=None)
+@given(resources=recist_records(), confirm=st.sampled_from([None, True, False]))
+def test_recist_mapper_is_the_plain_form(resources, confirm):
+    fast, slow = PatientRecord(resources), PatientRecord(resources)
+    got = _outcome(map_recist, fast, confirmation_required=confirm)
+    want = _outcome(plain.map_recist, slow, confirmation_required=confirm)
+    assert got == want
+    assert fast.issues == slow.issues
