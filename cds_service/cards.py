@@ -21,8 +21,20 @@ def _backslashed(m: re.Match) -> str:
     return "\\" + m.group(1)  # what the template r"\\\1" gives, without parsing the template on every call
 
 
+_MD_REST = "`*_[]|<>~"  # the special characters but the backslash, which is escaped first
+
+
 def md_escape(text: str) -> str:
     """Escape text that came from the record (site names, report text) before it goes into markdown."""
+    if type(text) is str:  # every evidence line: the regex only finds whether there is anything to escape
+        if _MD_SPECIAL.search(text) is None:
+            return text
+        if "\\" in text:
+            text = text.replace("\\", "\\\\")
+        for ch in _MD_REST:  # a backslash put in by one replace is never replaced again: it was done first
+            if ch in text:
+                text = text.replace(ch, "\\" + ch)
+        return text
     return _MD_SPECIAL.sub(_backslashed, text)
 
 
@@ -30,15 +42,27 @@ def _clip(text: str, limit: int = SUMMARY_MAX) -> str:
     return text if len(text) <= limit else text[: limit - 1].rstrip(" ,;") + "…"
 
 
+_PLACES_PCT = Decimal("0.01")
+_PLACES_VALUE = Decimal("0.0001")
+_ZERO = Decimal(0)
+
+
 def _json_value(key: str, v: Any) -> Any:
+    if type(v) is Decimal and v.is_finite() and not key.endswith("fraction"):  # the usual: a measurement
+        q = v.quantize(_PLACES_PCT if key.startswith("pct") or "pct_change" in key else _PLACES_VALUE,
+                       rounding=ROUND_HALF_UP)
+        if not q:
+            return 0
+        q = q.normalize()
+        return int(q) if q == q.to_integral_value() else float(q)
     if isinstance(v, Decimal):
         if key.endswith("fraction") and v != 0:
             # MRD levels / sensitivities (1E-5, 1E-6) would round to 0 at 4 places: keep 12 significant digits
             q = Decimal(format(v, ".12g")).normalize()
             return int(q) if q == q.to_integral_value() else float(q)
-        places = Decimal("0.01") if key.startswith("pct") or "pct_change" in key else Decimal("0.0001")
+        places = _PLACES_PCT if key.startswith("pct") or "pct_change" in key else _PLACES_VALUE
         q = v.quantize(places, rounding=ROUND_HALF_UP)
-        q = q.normalize() if q != 0 else Decimal(0)
+        q = q.normalize() if q != 0 else _ZERO
         return int(q) if q == q.to_integral_value() else float(q)
     if isinstance(v, date):
         return v.isoformat()
@@ -49,6 +73,11 @@ def _json_value(key: str, v: Any) -> Any:
 
 def _clean(obj: Any) -> Any:
     """Drop None and empty containers recursively (CDS Hooks: no nulls, no empties)."""
+    t = type(obj)
+    if t is dict:
+        return _clean_dict(obj)
+    if t is list:
+        return _clean_list(obj)
     if isinstance(obj, dict):
         out = {}
         for k, v in obj.items():
@@ -59,6 +88,61 @@ def _clean(obj: Any) -> Any:
     if isinstance(obj, list):
         return [x for x in map(_clean, obj) if _kept(x)]
     return obj
+
+
+# _clean for exactly a dict / a list: each value's type is tested here, so the usual leaves (str, numbers, bool,
+# None) cost no call; anything else goes through _clean/_kept as before (tests/test_hot_path.py compares _clean with
+# the plain recursive form on random trees).
+def _clean_dict(obj: dict) -> dict:
+    out = {}
+    for k, v in obj.items():
+        t = type(v)
+        if t is str:
+            if v:
+                out[k] = v
+        elif t is dict:
+            v = _clean_dict(v)
+            if v:
+                out[k] = v
+        elif t is list:
+            v = _clean_list(v)
+            if v:
+                out[k] = v
+        elif v is None:
+            continue
+        elif t is bool or t is int or t is float:
+            out[k] = v
+        else:
+            v = _clean(v)
+            if _kept(v):
+                out[k] = v
+    return out
+
+
+def _clean_list(obj: list) -> list:
+    out = []
+    for v in obj:
+        t = type(v)
+        if t is str:
+            if v:
+                out.append(v)
+        elif t is dict:
+            v = _clean_dict(v)
+            if v:
+                out.append(v)
+        elif t is list:
+            v = _clean_list(v)
+            if v:
+                out.append(v)
+        elif v is None:
+            continue
+        elif t is bool or t is int or t is float:
+            out.append(v)
+        else:
+            v = _clean(v)
+            if _kept(v):
+                out.append(v)
+    return out
 
 
 def _kept(v: Any) -> bool:
@@ -132,15 +216,25 @@ def _extension(result: CriteriaResult) -> dict:
         "assessmentDate": a.assessment_date.isoformat() if a.assessment_date else None,
         "confirmed": a.confirmed,
         "values": {k: _json_value(k, v) for k, v in a.values.items() if v is not None},
-        "history": [{"date": h.date.isoformat(), "category": h.category, "outcome": h.outcome.value,
-                     **({"values": {k: _json_value(k, v) for k, v in h.values.items() if v is not None}}
-                        if h.values else {})} for h in a.history],
+        "history": [_history_entry(h) for h in a.history],
         "cancer": {"type": result.cancer.cancer.key, "label": result.cancer.cancer.label,
                    "condition": result.cancer.condition_ref},
         "missing": list(a.missing),
         "notes": list(a.notes) + list(result.notes),
         "source": {"label": a.source.label, "url": a.source.url},
     }
+
+
+_OUTCOME_VALUES = {o: o.value for o in Outcome}  # Outcome.value is a property lookup: one per history entry
+
+
+def _history_entry(h: Any) -> dict:
+    outcome = h.outcome
+    entry = {"date": h.date.isoformat(), "category": h.category,
+             "outcome": _OUTCOME_VALUES[outcome] if type(outcome) is Outcome else outcome.value}
+    if h.values:
+        entry["values"] = {k: _json_value(k, v) for k, v in h.values.items() if v is not None}
+    return entry
 
 
 def _detail(result: CriteriaResult) -> str:

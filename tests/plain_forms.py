@@ -517,3 +517,39 @@ def map_recist(record: PatientRecord, *, confirmation_required: bool | None = No
         treatment_start=treatment_start, targets_auto_selected=selection is not None and bool(selection.targets),
     )
     return RecistMapping(inputs, selection)
+
+
+# --- cds_service/cards.py -------------------------------------------------------------------------------------
+
+import re  # noqa: E402
+from typing import Any  # noqa: E402
+
+
+def _json_value(key: str, v: Any) -> Any:
+    if isinstance(v, Decimal):
+        if key.endswith("fraction") and v != 0:
+            # MRD levels / sensitivities (1E-5, 1E-6) would round to 0 at 4 places: keep 12 significant digits
+            q = Decimal(format(v, ".12g")).normalize()
+            return int(q) if q == q.to_integral_value() else float(q)
+        places = Decimal("0.01") if key.startswith("pct") or "pct_change" in key else Decimal("0.0001")
+        q = v.quantize(places, rounding=ROUND_HALF_UP)
+        q = q.normalize() if q != 0 else Decimal(0)
+        return int(q) if q == q.to_integral_value() else float(q)
+    if isinstance(v, date):
+        return v.isoformat()
+    if isinstance(v, (list, tuple)):
+        return [_json_value(key, x) for x in v]
+    return v
+
+
+def md_escape(text: str) -> str:
+    return re.sub(r"([\\`*_\[\]|<>~])", r"\\\1", text)
+
+
+def clean(obj: Any) -> Any:
+    if isinstance(obj, dict):
+        out = {k: clean(v) for k, v in obj.items()}
+        return {k: v for k, v in out.items() if v is not None and v != [] and v != {} and v != ""}
+    if isinstance(obj, list):
+        return [x for x in (clean(v) for v in obj) if x is not None and x != [] and x != {} and x != ""]
+    return obj

@@ -191,3 +191,44 @@ def test_recist_mapper_is_the_plain_form(resources, confirm):
     want = _outcome(plain.map_recist, slow, confirmation_required=confirm)
     assert got == want
     assert fast.issues == slow.issues
+
+
+# --- cards ----------------------------------------------------------------------------------------------------
+
+from cds_service import cards  # noqa: E402
+
+
+class _Str(str):
+    pass
+
+
+@settings(max_examples=1000, deadline=None)
+@given(key=st.sampled_from(["target_sum_mm", "pct_change_from_nadir", "pct_x", "mrd_fraction", "x_pct_change_y",
+                            "nadir_sum_mm"]),
+       value=st.one_of(decimals, st.sampled_from([Decimal("NaN"), Decimal("Infinity"), Decimal("-0.00004"),
+                                                  Decimal("0.00005"), Decimal("-0.005"), Decimal("1E-6")]),
+                       st.integers(-5, 5), st.lists(decimals, max_size=3), st.just(date(2024, 1, 2))))
+def test_json_value_is_the_plain_form(key, value):
+    got, want = _outcome(cards._json_value, key, value), _outcome(plain._json_value, key, value)
+    assert repr(got) == repr(want) and type(got) is type(want)  # the same JSON value, or the same exception
+
+
+@settings(max_examples=1000, deadline=None)
+@given(st.text(alphabet=st.sampled_from(list("ab <>=\\`*_[]|~\n%\u2212")), max_size=60))
+def test_md_escape_is_the_plain_form(text):
+    assert cards.md_escape(text) == plain.md_escape(text)
+    assert cards.md_escape(_Str(text)) == plain.md_escape(text)
+
+
+_LEAVES = st.one_of(st.none(), st.just(""), st.just(_Str("")), st.just(_Str("x")), st.text(max_size=3),
+                    st.integers(-1, 1), st.just(0.0), st.floats(allow_nan=True), st.booleans(), st.just(Decimal(0)),
+                    st.just(()), st.just((1,)), st.just(Decimal("NaN")), st.just(date(2024, 1, 2)))
+_TREES = st.recursive(_LEAVES, lambda kids: st.one_of(st.lists(kids, max_size=5),
+                                                      st.dictionaries(st.text(max_size=2), kids, max_size=5)),
+                      max_leaves=60)
+
+
+@settings(max_examples=1000, deadline=None)
+@given(_TREES)
+def test_clean_is_the_plain_form(tree):
+    assert repr(cards._clean(tree)) == repr(plain.clean(tree))
