@@ -15,9 +15,28 @@ from fhir_mappings.units import ALIASES, UnitError, UnitSpec
 
 
 def _all_specs() -> list[UnitSpec]:
+    """Every UnitSpec the mapper modules define (module globals and the tables in them), and any other one alive.
+
+    gc.get_objects alone is not enough: create_app's gc.freeze() hides what existed before it from the GC."""
+    found: dict[int, UnitSpec] = {}
+
+    def walk(obj, depth: int) -> None:
+        if isinstance(obj, UnitSpec):
+            found[id(obj)] = obj
+        elif depth and isinstance(obj, dict):
+            for v in obj.values():
+                walk(v, depth - 1)
+        elif depth and isinstance(obj, (list, tuple, set, frozenset)):
+            for v in obj:
+                walk(v, depth - 1)
+
     for mod in pkgutil.iter_modules(fhir_mappings.__path__):
-        importlib.import_module(f"fhir_mappings.{mod.name}")
-    return [o for o in gc.get_objects() if isinstance(o, UnitSpec)]
+        module = importlib.import_module(f"fhir_mappings.{mod.name}")
+        for value in vars(module).values():
+            walk(value, 3)
+    for obj in gc.get_objects():
+        walk(obj, 0)
+    return list(found.values())
 
 
 def _spec_pairs() -> set[tuple[str, str]]:
