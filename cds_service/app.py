@@ -6,7 +6,7 @@ import time
 from datetime import date, datetime, timezone
 from typing import Any, Callable
 
-import structlog
+from cds_service.logging_setup import structlog  # structlog without its console extras (rich)
 from flask import Flask, Response, g, request
 from pydantic import ValidationError
 from werkzeug.exceptions import HTTPException
@@ -397,4 +397,5 @@ def create_app(config: Any = None) -> Flask:
     # move it out of the cyclic GC's reach so full collections do not rescan it on a hook call
     gc.collect()
     gc.freeze()
+    malloc_tuning.trim()  # hand what start-up freed back to the kernel once (the thresholds keep it thereafter)
     return app

@@ -40,3 +40,15 @@ def tune(keep_mb: int | None = None) -> bool:
     keep = keep_mb * 1024 * 1024
     ok = mallopt(M_MMAP_THRESHOLD, min(keep, MMAP_THRESHOLD_MAX)) == 1
     return mallopt(M_TRIM_THRESHOLD, keep) == 1 and ok
+
+
+def trim() -> bool:
+    """Return the memory freed so far to the kernel once (``malloc_trim(0)``; glibc only). Run at the end of
+    start-up: what start-up built and dropped is not needed again, unlike a hook call's memory."""
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        return bool(libc.malloc_trim(0))
+    except (OSError, AttributeError):
+        return False

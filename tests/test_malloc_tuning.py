@@ -42,3 +42,9 @@ print(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
     tuned = int(subprocess.check_output([sys.executable, "-c", script, "1"], text=True))
     plain = int(subprocess.check_output([sys.executable, "-c", script, "0"], text=True))
     assert tuned < 50 <= plain, (tuned, plain)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc only")
+def test_trim_runs_on_glibc():
+    assert malloc_tuning.trim() in (True, False)  # 1 when memory was released, 0 when there was none
+    assert isinstance(malloc_tuning.trim(), bool)
