@@ -67,9 +67,15 @@ def _compact(text: str) -> str:
     return re.sub(r"[^a-z0-9]", "", text.lower())
 
 
-def _words_and_codes(options: Mapping[str, Any] | None) -> tuple[tuple[str, ...], set[str]]:
+def _words_and_codes(options: Mapping[str, Any] | None) -> tuple[tuple[str, ...], set[str] | frozenset[str]]:
     """(compacted words, system|code keys) of the checkpoint-inhibitor list in force."""
     custom = (options or {}).get("checkpoint_inhibitors")
+    if not custom:
+        return _DEFAULT_WORDS_AND_CODES  # the built-in list, compacted once at import
+    return _build_words_and_codes(custom)
+
+
+def _build_words_and_codes(custom: Any) -> tuple[tuple[str, ...], set[str] | frozenset[str]]:
     words: list[str] = []
     keys: set[str] = set()
     if custom:
@@ -93,6 +99,10 @@ def _words_and_codes(options: Mapping[str, Any] | None) -> tuple[tuple[str, ...]
         words.extend(_compact(p) for p in CLASS_PHRASES)
         keys = {f"{RXNORM}|{c}" for c in CHECKPOINT_RXNORM}
     return tuple(w for w in words if len(w) >= 3), keys
+
+
+_DEFAULT_WORDS, _DEFAULT_KEYS = _build_words_and_codes(None)
+_DEFAULT_WORDS_AND_CODES = (_DEFAULT_WORDS, frozenset(_DEFAULT_KEYS))
 
 
 def _medication_concepts(record: PatientRecord, res: Resource) -> list[Any]:

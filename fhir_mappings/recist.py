@@ -15,16 +15,18 @@ from typing import Any
 
 from fhir_mappings import codes
 from fhir_mappings.record import (
+    SYSTEM_ALIASES,
+    UCUM,
     PatientRecord,
     Resource,
     concept_keys,
     concept_text,
     effective_date,
-    UCUM,
     quantity,
     ref_of,
     to_decimal,
 )
+from fhir_mappings.report_text import dated_reports
 from fhir_mappings.units import LENGTH_MM, UnitError, normalise
 from rules import recist as engine
 
@@ -204,25 +206,41 @@ def _report_dates(record: PatientRecord, wanted: set[str]) -> dict[str, date]:
     if not wanted:
         return when
     ref_key = record.ref_key
-    for rep in record.of_type("DiagnosticReport"):
-        d = effective_date(rep)
-        if d is None:
-            continue
+    for rep, d in dated_reports(record):
         for r in rep.get("result") or ():
             ref = r.get("reference") if type(r) is dict else r
-            if type(ref) is str and ref.count("/") == 1:
-                if ref in wanted:
+            if type(ref) is str:
+                if ref in wanted:  # a key of the index: its own ref_key
                     when[ref] = d
-            else:
-                key = ref_key(r)
-                if key and key in wanted:
-                    when[key] = d
+                    continue
+                if ref.count("/") == 1:  # ref_key is ref or None: not wanted either way
+                    continue
+            key = ref_key(r)
+            if key and key in wanted:
+                when[key] = d
     return when
 
 
 _SIZE_COMPONENTS = frozenset({codes.NODAL, codes.SHORT_AXIS, codes.OTHER_DIMENSION, codes.LONGEST_DIMENSION,
                               codes.LESION_ROLE})
 _NO_COMPONENTS: dict[str, list[dict]] = {}
+
+
+def _keys(concept: Any) -> tuple[str, ...] | set[str]:
+    """concept_keys(concept), as a tuple for the usual single coding (no set built): for membership tests."""
+    if type(concept) is dict:
+        coding = concept.get("coding")
+        if type(coding) is list and len(coding) == 1:
+            c = coding[0]
+            if type(c) is dict:
+                code = c.get("code")
+                if isinstance(code, str):
+                    system = c.get("system")
+                    if not isinstance(system, str):
+                        system = ""
+                    return (f"{SYSTEM_ALIASES.get(system, system)}|{code.strip()}",)
+                return ()
+    return concept_keys(concept)
 
 
 def _components_by_code(obs: Resource) -> dict[str, list[dict]]:
@@ -233,7 +251,7 @@ def _components_by_code(obs: Resource) -> dict[str, list[dict]]:
     out: dict[str, list[dict]] = {}
     for c in comps or ():
         if isinstance(c, dict):
-            for k in concept_keys(c.get("code")):
+            for k in _keys(c.get("code")):
                 if k in _SIZE_COMPONENTS:
                     listed = out.get(k)
                     if listed is None:
@@ -245,8 +263,9 @@ def _components_by_code(obs: Resource) -> dict[str, list[dict]]:
 
 def _site_is_nodal(concept: Any) -> bool:
     """The location / bodySite test of _is_nodal for one value (a dict)."""
-    if concept_keys(concept) & codes.LYMPH_NODE_SNOMED:
-        return True
+    for k in _keys(concept):
+        if k in codes.LYMPH_NODE_SNOMED:
+            return True
     text = concept_text(concept).lower()
     return "lymph node" in text or " ln" in f" {text}" or text.endswith(" node") or "nodal" in text
 

@@ -447,12 +447,33 @@ def _extract(text: str, screen: bool = True) -> list[Stated]:
 
 def report_texts(report: Resource) -> str:
     """conclusion, conclusionCode text and text presentedForm of one DiagnosticReport."""
-    parts = [report_text({"conclusion": report.get("conclusion"), "presentedForm": items(report.get("presentedForm"))})]
-    for cc in items(report.get("conclusionCode")):
+    form = report.get("presentedForm")
+    if isinstance(form, list) and form:
+        first = report_text({"conclusion": report.get("conclusion"), "presentedForm": form})
+    else:  # what report_text gives without a presentedForm: the conclusion
+        first = report.get("conclusion")
+        if not isinstance(first, str):
+            first = ""
+    codes = report.get("conclusionCode")
+    if not isinstance(codes, list) or not codes:
+        return first
+    parts = [first] if first else []
+    for cc in codes:
         t = concept_text(cc)
         if t:
             parts.append(t)
-    return "\n".join(p for p in parts if p)
+    return "\n".join(parts)
+
+
+def dated_reports(record: PatientRecord) -> list[tuple[Resource, date]]:
+    """(report, effective_date(report)) for the record's DiagnosticReports that have a date, in record order.
+
+    Computed once per record (record.memo): the report statements and the RECIST time points both read it."""
+    out = record.memo.get("dated_reports")
+    if out is None:
+        out = record.memo["dated_reports"] = [(rep, d) for rep in record.of_type("DiagnosticReport")
+                                              if (d := effective_date(rep)) is not None]
+    return out
 
 
 def stated_in_record(record: PatientRecord, kinds: Iterable[str] | None = None, *,
@@ -464,7 +485,7 @@ def stated_in_record(record: PatientRecord, kinds: Iterable[str] | None = None, 
     if reports is None:
         # every report's text is read once per record, whichever mappers and cards ask
         if "stated_all" not in record.memo:
-            record.memo["stated_all"] = _stated(record.of_type("DiagnosticReport"))
+            record.memo["stated_all"] = _stated_dated(dated_reports(record))
         everything = record.memo["stated_all"]
     else:
         everything = _stated(reports)
@@ -472,12 +493,22 @@ def stated_in_record(record: PatientRecord, kinds: Iterable[str] | None = None, 
 
 
 def _stated(reports: Iterable[Resource]) -> list[tuple[date, str | None, Stated]]:
+    return _stated_dated((rep, d) for rep in reports if (d := effective_date(rep)) is not None)
+
+
+def _stated_key(x: tuple[date, str | None, Stated]) -> tuple[date, str, int]:
+    return x[0], x[1] or "", x[2].start
+
+
+def _stated_dated(dated: Iterable[tuple[Resource, date]]) -> list[tuple[date, str | None, Stated]]:
     out: list[tuple[date, str | None, Stated]] = []
-    for rep in reports:
-        d = effective_date(rep)
-        if d is None:
-            continue
-        for s in extract(report_texts(rep)):
-            out.append((d, ref_of(rep), s))
-    out.sort(key=lambda x: (x[0], x[1] or "", x[2].start))
+    for rep, d in dated:
+        text = report_texts(rep)
+        if text:
+            found = extract(text)
+            if found:
+                ref = ref_of(rep)
+                for s in found:
+                    out.append((d, ref, s))
+    out.sort(key=_stated_key)
     return out

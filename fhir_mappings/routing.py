@@ -72,6 +72,9 @@ BY_KEY = {c.key: c for c in CANCER_TYPES}
 
 REMISSION_WORDS = re.compile(r"\bin (complete |partial )?remission\b", re.I)
 RELAPSE_WORDS = re.compile(r"\bin relapse\b|\brelapsed\b", re.I)
+_ICD_LIKE = re.compile(r"[CD]\d{2}(\.[0-9A-Z]{1,4})?")
+_ICD_HAEM = re.compile(r"C9[0-5]\.[0-9A-Z]{2}")  # haematological ICD-10-CM codes with a remission character
+_ORDER = {c.key: i for i, c in enumerate(CANCER_TYPES)}
 
 
 @dataclass(frozen=True)
@@ -121,7 +124,7 @@ def _classify_cached(key, condition: Resource) -> tuple[CancerType, str] | None:
 def _classify(condition: Resource) -> tuple[CancerType, str] | None:
     pairs = list(codings(condition.get("code")))
     for system, code in pairs:
-        if system in (ICD10CM, ICD10) or re.fullmatch(r"[CD]\d{2}(\.[0-9A-Z]{1,4})?", code.upper()):
+        if system in (ICD10CM, ICD10) or _ICD_LIKE.fullmatch(code.upper()):
             ct = _icd_match(code)
             if ct:
                 return ct, "ICD-10"
@@ -147,7 +150,7 @@ def _classify(condition: Resource) -> tuple[CancerType, str] | None:
 
 def _remission_state(condition: Resource) -> str | None:
     for system, code in codings(condition.get("code")):
-        if system in (ICD10CM, ICD10) and re.fullmatch(r"C9[0-5]\.[0-9A-Z]{2}", code.upper()):
+        if system in (ICD10CM, ICD10) and _ICD_HAEM.fullmatch(code.upper()):
             last = code[-1]
             if last == "1":
                 return "remission"
@@ -188,5 +191,4 @@ def route(record: PatientRecord) -> list[RoutedCancer]:
     if "solid" in found and any(k in found for k in ("breast", "prostate", "ovarian", "hcc", "gist", "glioma",
                                                      "colorectal", "lung", "testicular")):
         found.pop("solid")
-    order = {c.key: i for i, c in enumerate(CANCER_TYPES)}
-    return sorted(found.values(), key=lambda r: order[r.cancer.key])
+    return sorted(found.values(), key=lambda r: _ORDER[r.cancer.key])

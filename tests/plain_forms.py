@@ -553,3 +553,30 @@ def clean(obj: Any) -> Any:
     if isinstance(obj, list):
         return [x for x in (clean(v) for v in obj) if x is not None and x != [] and x != {} and x != ""]
     return obj
+
+
+# --- fhir_mappings/report_text.py -----------------------------------------------------------------------------
+
+from fhir_mappings.labs import report_text  # noqa: E402
+from fhir_mappings.report_text import extract, items  # noqa: E402
+
+
+def report_texts(report):
+    parts = [report_text({"conclusion": report.get("conclusion"), "presentedForm": items(report.get("presentedForm"))})]
+    for cc in items(report.get("conclusionCode")):
+        t = concept_text(cc)
+        if t:
+            parts.append(t)
+    return "\n".join(p for p in parts if p)
+
+
+def stated(reports):
+    out = []
+    for rep in reports:
+        d = effective_date(rep)
+        if d is None:
+            continue
+        for s in extract(report_texts(rep)):
+            out.append((d, ref_of(rep), s))
+    out.sort(key=lambda x: (x[0], x[1] or "", x[2].start))
+    return out

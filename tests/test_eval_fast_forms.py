@@ -232,3 +232,50 @@ _TREES = st.recursive(_LEAVES, lambda kids: st.one_of(st.lists(kids, max_size=5)
 @given(_TREES)
 def test_clean_is_the_plain_form(tree):
     assert repr(cards._clean(tree)) == repr(plain.clean(tree))
+
+
+# --- report statements and iRECIST's checkpoint-inhibitor list ------------------------------------------------
+
+import base64  # noqa: E402
+
+from fhir_mappings import irecist, report_text  # noqa: E402
+
+_TEXTS = ["RECIST 1.1: PR. No new lesions.", "Partial response", "", "ypT0 ypN0, RCB-0", "no evidence of disease",
+          "Stable disease; new lesion in liver?", "complete metabolic response"]
+
+
+@st.composite
+def reports(draw):
+    out = []
+    for i in range(draw(st.integers(0, 6))):
+        rep = {"resourceType": "DiagnosticReport", "id": draw(st.sampled_from([f"r{i}", None])), "status": "final",
+               "effectiveDateTime": draw(st.sampled_from(["2024-01-02", "2024-01-02", "2023-05-06", None, "x"]))}
+        rep["conclusion"] = draw(st.sampled_from(_TEXTS + [None, 5]))
+        rep["presentedForm"] = draw(st.sampled_from([
+            None, [], "x", [{"contentType": "text/plain", "data": base64.b64encode(b"Partial response").decode()}],
+            [{"contentType": "text/html", "data": base64.b64encode(b"<p>ypT1a</p>").decode()}, 3]]))
+        rep["conclusionCode"] = draw(st.sampled_from([
+            None, [], {"text": "x"}, [{"text": "Complete response"}], [{"coding": [{"display": "Partial response"}]}, 7],
+            [{"text": ""}]]))
+        out.append({k: v for k, v in rep.items() if v is not None})
+    return out
+
+
+@settings(max_examples=800, deadline=None)
+@given(resources=reports())
+def test_report_statements_are_the_plain_form(resources):
+    for rep in resources:
+        assert report_text.report_texts(rep) == plain.report_texts(rep)
+    record = PatientRecord(resources)
+    want = plain.stated(record.of_type("DiagnosticReport"))
+    assert report_text.stated_in_record(record) == want
+    assert report_text._stated(record.of_type("DiagnosticReport")) == want
+    assert report_text.stated_in_record(record, ("recist", "response")) == [x for x in want
+                                                                            if x[2].kind in ("recist", "response")]
+
+
+def test_default_checkpoint_list_is_the_built_one():
+    words, keys = irecist._build_words_and_codes(None)
+    for options in (None, {}, {"checkpoint_inhibitors": None}, {"checkpoint_inhibitors": []}):
+        got_words, got_keys = irecist._words_and_codes(options)
+        assert got_words == words and got_keys == keys
