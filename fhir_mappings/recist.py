@@ -29,6 +29,7 @@ from fhir_mappings.record import (
 from fhir_mappings.report_text import dated_reports
 from fhir_mappings.units import LENGTH_MM, UnitError, normalise
 from rules import recist as engine
+from rules.recist import new_target_measurement, new_timepoint
 
 ROLE_VALUES = {"target": "target", "non-target": "non-target", "nontarget": "non-target", "new": "new"}
 NT_VALUES = {"cr": "CR", "non-cr/non-pd": "non-CR/non-PD", "non-cr-non-pd": "non-CR/non-PD", "pd": "PD", "ne": "NE",
@@ -461,7 +462,7 @@ def map_recist(record: PatientRecord, *, confirmation_required: bool | None = No
             if d not in t.sizes and d != baseline:
                 # lesion not measured at this time point: not assessed (only if other targets were measured)
                 pass
-            tms.append(engine.TargetMeasurement(t.lesion_id, t.nodal, dim, small, t.organ, ref))
+            tms.append(new_target_measurement(t.lesion_id, t.nodal, dim, small, t.organ, ref))
         if not any(d in t.sizes for t in targets):
             tms = []
         nt = _non_target_status(d, baseline, non_targets, nt_status)
@@ -480,7 +481,7 @@ def map_recist(record: PatientRecord, *, confirmation_required: bool | None = No
                 nl_ref = nl_ref or les.sizes[first][2]
         refs = tuple(r for r in (nl_ref, nt_status.get(d, (None, None))[1]) if r)
         rep = reported.get(d)
-        timepoints.append(engine.Timepoint(d, tuple(tms), nt, nl, rep[0] if rep and not tms else None, refs))
+        timepoints.append(new_timepoint(d, tuple(tms), nt, nl, rep[0] if rep and not tms else None, refs))
 
     inputs = engine.RecistInputs(
         timepoints=tuple(timepoints), confirmation_required=confirmation_required,

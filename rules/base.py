@@ -11,11 +11,11 @@ the helpers below (or cross-multiplication), never floats.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import date
 from decimal import ROUND_HALF_UP, Context, Decimal
 from enum import Enum
-from typing import Mapping, Union
+from typing import Any, Callable, Mapping, Union
 
 Number = Union[Decimal, int]
 KeyValue = Union[Decimal, int, str, bool, None, date]
@@ -117,6 +117,28 @@ class Assessment:
     notes: tuple[str, ...] = ()
 
 
+def frozen_builder(cls: type) -> Callable[..., Any]:
+    """A constructor taking every field of the frozen dataclass ``cls`` positionally, in order, that builds the
+    same instance as ``cls(...)`` without the frozen ``__init__``'s ``object.__setattr__`` per field (engines and
+    mappers build one per time point, lesion or evidence line). Only for classes whose fields are all plain init
+    fields and that have no ``__post_init__`` (checked here); tests compare the two constructions."""
+    names = [f.name for f in fields(cls)]
+    if not getattr(cls, "__dataclass_params__").frozen or hasattr(cls, "__post_init__") or any(
+            not f.init for f in fields(cls)):
+        raise TypeError(f"{cls.__name__}: not a plain frozen dataclass")
+    args = ", ".join(names)
+    body = "".join(f"\n    d[{n!r}] = {n}" for n in names)
+    src = f"def build({args}):\n    obj = new(cls)\n    d = obj.__dict__{body}\n    return obj\n"
+    scope: dict[str, Any] = {"new": object.__new__, "cls": cls}
+    exec(src, scope)  # noqa: S102 - generated from the field names, as dataclasses itself does
+    build = scope["build"]
+    build.__qualname__ = build.__name__ = f"build_{cls.__name__}"
+    return build
+
+
+_new_evidence = frozen_builder(Evidence)
+
+
 class EvidenceLog:
     """Collects evidence while an engine works (a small helper, not required)."""
 
@@ -124,7 +146,7 @@ class EvidenceLog:
         self._items: list[Evidence] = []
 
     def add(self, rule: str, text: str, citation: str = "", refs: tuple[str, ...] = ()) -> None:
-        self._items.append(Evidence(rule=rule, text=text, citation=citation, refs=tuple(refs)))
+        self._items.append(_new_evidence(rule, text, citation, tuple(refs)))
 
     def items(self) -> tuple[Evidence, ...]:
         return tuple(self._items)

@@ -42,6 +42,7 @@ from rules.base import (
     TimepointResult,
     fmt,
     fmt_pct,
+    frozen_builder,
     pct_change,
 )
 
@@ -128,6 +129,12 @@ class RecistInputs:
     treatment_start: date | None = None
     min_sd_days: int = DEFAULT_MIN_SD_DAYS
     targets_auto_selected: bool = False
+
+
+# Positional constructors for the mapper, which builds one per lesion and time point (rules.base.frozen_builder)
+new_target_measurement = frozen_builder(TargetMeasurement)
+new_timepoint = frozen_builder(Timepoint)
+_new_timepoint_result = frozen_builder(TimepointResult)
 
 
 @dataclass(frozen=True)
@@ -450,10 +457,10 @@ def assess(inputs: RecistInputs, as_of: date, *, continuing_pr: bool = True) -> 
         cat_confirmed = False
     else:
         cat_confirmed = confirmed
-    history = (TimepointResult(baseline.date, "baseline", Outcome.NOT_EVALUABLE,
-                               {"target_sum_mm": baseline_sum} if baseline_sum is not None else {}),) + tuple(
-        TimepointResult(r.date, r.overall, OUTCOMES.get(r.overall, Outcome.NOT_EVALUABLE),
-                        {k: v for k, v in (("target_sum_mm", r.target_sum),) if v is not None})
+    history = (_new_timepoint_result(baseline.date, "baseline", Outcome.NOT_EVALUABLE,
+                                     {"target_sum_mm": baseline_sum} if baseline_sum is not None else {}),) + tuple(
+        _new_timepoint_result(r.date, r.overall, OUTCOMES.get(r.overall, Outcome.NOT_EVALUABLE),
+                              {"target_sum_mm": r.target_sum} if r.target_sum is not None else {})
         for r in results
     )
     return Assessment(

@@ -279,3 +279,50 @@ def test_default_checkpoint_list_is_the_built_one():
     for options in (None, {}, {"checkpoint_inhibitors": None}, {"checkpoint_inhibitors": []}):
         got_words, got_keys = irecist._words_and_codes(options)
         assert got_words == words and got_keys == keys
+
+
+# --- frozen dataclasses built without their __init__ ------------------------------------------------------------
+
+import dataclasses  # noqa: E402
+
+import pytest  # noqa: E402
+
+
+@pytest.mark.parametrize("cls,values", [
+    (base.Evidence, ("r", "text", "cite", ("Observation/1",))),
+    (base.TimepointResult, (date(2024, 1, 2), "PR", base.Outcome.PARTIAL, {"target_sum_mm": Decimal("4.5")})),
+    (recist.TargetMeasurement, ("T1", True, Decimal("12.5"), False, "liver", None)),
+    (recist.Timepoint, (date(2024, 1, 2), (), "CR", "no", None, ("DiagnosticReport/r",))),
+])
+def test_frozen_builder_builds_what_the_class_builds(cls, values):
+    built, plain_ = base.frozen_builder(cls)(*values), cls(*values)
+    assert type(built) is cls and built == plain_ and repr(built) == repr(plain_)
+    assert _outcome(hash, built) == _outcome(hash, plain_)  # a number, or TypeError for a dict field
+    assert vars(built) == vars(plain_) and list(vars(built)) == list(vars(plain_))
+    assert dataclasses.replace(built) == plain_ and dataclasses.asdict(built) == dataclasses.asdict(plain_)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        built.__setattr__(dataclasses.fields(cls)[0].name, None)
+    with pytest.raises(TypeError):
+        base.frozen_builder(cls)(*values[:-1])
+
+
+def test_frozen_builder_refuses_what_it_cannot_build():
+    @dataclasses.dataclass
+    class Plain:
+        a: int
+
+    @dataclasses.dataclass(frozen=True)
+    class Checked:
+        a: int
+
+        def __post_init__(self):
+            pass
+
+    @dataclasses.dataclass(frozen=True)
+    class Derived:
+        a: int
+        b: int = dataclasses.field(init=False, default=0)
+
+    for cls in (Plain, Checked, Derived):
+        with pytest.raises(TypeError):
+            base.frozen_builder(cls)
