@@ -41,11 +41,16 @@ class Outcome(str, Enum):
 
     @property
     def is_remission(self) -> bool:
-        return self in (Outcome.COMPLETE, Outcome.PARTIAL)
+        return self in _REMISSION_OUTCOMES
 
     @property
     def is_loss(self) -> bool:
-        return self in (Outcome.PROGRESSION, Outcome.RELAPSE)
+        return self in _LOSS_OUTCOMES
+
+
+# the tuples the two properties test (built once: the timeline asks for every time point)
+_REMISSION_OUTCOMES = (Outcome.COMPLETE, Outcome.PARTIAL)
+_LOSS_OUTCOMES = (Outcome.PROGRESSION, Outcome.RELAPSE)
 
 
 @dataclass(frozen=True)

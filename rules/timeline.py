@@ -42,10 +42,10 @@ Choices, with their sources
 from __future__ import annotations
 
 import calendar
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields
 from datetime import date, timedelta
 
-from rules.base import Assessment, Outcome, TimepointResult
+from rules.base import Assessment, Outcome, TimepointResult, frozen_builder
 
 CONFIRMATION_DAYS = 28
 """RECIST 1.1 confirmation interval (>= 4 weeks; criteria.md §2.9, §11; surveillance.md §1)."""
@@ -223,6 +223,12 @@ class Timeline:
     citations: tuple[str, ...] = (CONFIRMATION_CITATION,)
 
 
+_new_timeline = frozen_builder(Timeline)
+_CURE_NOTE_AT = [f.name for f in fields(Timeline)].index("cure_note")
+assert [f.name for f in fields(Timeline)][-4:] == ["episodes", "cure_note", "notes", "citations"]
+_CITATIONS = fields(Timeline)[-1].default
+
+
 # ---------------------------------------------------------------------------
 # Building
 # ---------------------------------------------------------------------------
@@ -378,42 +384,48 @@ def build_timeline(assessment: Assessment, as_of: date, *, cancer_type: str | No
         confirm_on_or_after, as_of, assessment.assessment_date, bool(points),
     )
 
-    timeline = Timeline(
-        criteria=assessment.criteria,
-        as_of=as_of,
-        current_category=assessment.category,
-        current_outcome=current_outcome,
-        current_date=assessment.assessment_date,
-        in_remission=in_remission,
-        remission_start=latest.start if latest else None,
-        remission_outcome=latest.start_outcome if latest else None,
-        level=level,
-        level_start=level_start,
-        confirmed=confirmed,
-        confirmed_on=confirmed_on,
-        confirm_on_or_after=confirm_on_or_after,
-        confirmation_basis=basis,
-        duration_days=duration_days,
-        duration_phrase=dur_phrase,
-        level_duration_days=level_days,
-        best_outcome=best.outcome if best else None,
-        best_category=best.category if best else None,
-        best_date=best.date if best else None,
-        complete_remission_start=latest.complete_start if latest else None,
-        complete_remission_days=complete_days,
-        loss_date=loss_date,
-        loss_category=loss_category,
-        loss_outcome=loss_outcome,
-        lost_from=lost_from,
-        severity=severity,
-        status=status,
-        episodes=tuple(episodes),
-        notes=tuple(notes),
-    )
+    # Timeline has 31 fields: built positionally (rules.base.frozen_builder), in the order Timeline declares them,
+    # and once (the cure note is read from the timeline without it, then the timeline is built with it)
+    fields_ = [
+        assessment.criteria,                                # criteria
+        as_of,                                              # as_of
+        assessment.category,                                # current_category
+        current_outcome,                                    # current_outcome
+        assessment.assessment_date,                         # current_date
+        in_remission,                                       # in_remission
+        latest.start if latest else None,                   # remission_start
+        latest.start_outcome if latest else None,           # remission_outcome
+        level,                                              # level
+        level_start,                                        # level_start
+        confirmed,                                          # confirmed
+        confirmed_on,                                       # confirmed_on
+        confirm_on_or_after,                                # confirm_on_or_after
+        basis,                                              # confirmation_basis
+        duration_days,                                      # duration_days
+        dur_phrase,                                         # duration_phrase
+        level_days,                                         # level_duration_days
+        best.outcome if best else None,                     # best_outcome
+        best.category if best else None,                    # best_category
+        best.date if best else None,                        # best_date
+        latest.complete_start if latest else None,          # complete_remission_start
+        complete_days,                                      # complete_remission_days
+        loss_date,                                          # loss_date
+        loss_category,                                      # loss_category
+        loss_outcome,                                       # loss_outcome
+        lost_from,                                          # lost_from
+        severity,                                           # severity
+        status,                                             # status
+        tuple(episodes),                                    # episodes
+        None,                                               # cure_note
+        tuple(notes),                                       # notes
+        _CITATIONS,                                         # citations
+    ]
+    timeline = _new_timeline(*fields_)
     if cancer_type:
         note = cure_note(cancer_type, timeline)
         if note:
-            timeline = replace(timeline, cure_note=note)
+            fields_[_CURE_NOTE_AT] = note
+            timeline = _new_timeline(*fields_)
     return timeline
 
 

@@ -326,3 +326,33 @@ def test_frozen_builder_refuses_what_it_cannot_build():
     for cls in (Plain, Checked, Derived):
         with pytest.raises(TypeError):
             base.frozen_builder(cls)
+
+
+# --- remission timeline -------------------------------------------------------------------------------------
+
+import plain_timeline  # noqa: E402
+from rules import timeline  # noqa: E402
+
+
+@st.composite
+def assessments(draw):
+    n = draw(st.integers(0, 12))
+    days = sorted(draw(st.lists(st.integers(0, 1500), min_size=n, max_size=n)))
+    outcomes = list(base.Outcome)
+    history = tuple(base.TimepointResult(D0 + timedelta(days=d), draw(st.sampled_from(["CR", "PR", "SD", "PD", "NE"])),
+                                         draw(st.sampled_from(outcomes))) for d in days)
+    current = draw(st.sampled_from(outcomes))
+    when = draw(st.sampled_from([None, D0 + timedelta(days=days[-1]) if days else None,
+                                 D0 + timedelta(days=draw(st.integers(0, 1600)))]))
+    return base.Assessment("RECIST 1.1", "PR", "partial response", current, when, draw(st.booleans()),
+                           recist.SOURCE, history=history)
+
+
+@settings(max_examples=1500, deadline=None)
+@given(a=assessments(), as_of_days=st.integers(0, 2000),
+       cancer=st.sampled_from([None, "", "breast", "hodgkin", "DLBCL", "all", "acute lymphoblastic leukaemia"]))
+def test_timeline_is_the_plain_form(a, as_of_days, cancer):
+    as_of = D0 + timedelta(days=as_of_days)
+    got = _outcome(timeline.build_timeline, a, as_of, cancer_type=cancer)
+    want = _outcome(plain_timeline.build_timeline, a, as_of, cancer_type=cancer)
+    assert repr(got) == repr(want)
