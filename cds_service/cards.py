@@ -1,8 +1,8 @@
 """Assessments -> CDS Hooks cards: summary first, evidence on demand, never a null or an empty field."""
 from __future__ import annotations
 
+import os
 import re
-import uuid
 from datetime import date
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
@@ -14,6 +14,17 @@ EXTENSION_KEY = "org.remission-cds.assessment"
 SOURCE_TOPIC_SYSTEM = "http://remission-cds.org/fhir/CodeSystem/criteria"
 SUMMARY_MAX = 139  # CDS Hooks: "<140-character summary"
 
+
+def new_uuid() -> str:
+    """str(uuid.uuid4()) without building a UUID object: 122 random bits, version 4, RFC 4122 variant."""
+    b = bytearray(os.urandom(16))
+    b[6] = b[6] & 0x0F | 0x40
+    b[8] = b[8] & 0x3F | 0x80
+    h = b.hex()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+
+
+_TOPIC_SEP = re.compile(r"[^a-z0-9]+")
 _MD_SPECIAL = re.compile(r"([\\`*_\[\]|<>~])")
 
 
@@ -278,9 +289,9 @@ def _detail(result: CriteriaResult) -> str:
 def assessment_card(result: CriteriaResult) -> dict:
     a = result.assessment
     assert a is not None
-    topic_code = re.sub(r"[^a-z0-9]+", "-", a.criteria.lower()).strip("-")
+    topic_code = _TOPIC_SEP.sub("-", a.criteria.lower()).strip("-")
     card = {
-        "uuid": str(uuid.uuid4()),
+        "uuid": new_uuid(),
         "summary": _summary(a),
         "indicator": _indicator(a),
         "detail": _detail(result),
@@ -299,7 +310,7 @@ def insufficient_card(result: CriteriaResult, source_label: str, source_url: str
     lines.extend(f"- {md_escape(m)}" for m in missing)
     lines.extend(f"- {md_escape(i.text())}" for i in result.issues[:10])
     card = {
-        "uuid": str(uuid.uuid4()),
+        "uuid": new_uuid(),
         "summary": summary,
         "indicator": "info",
         "detail": "\n".join(lines),
@@ -317,7 +328,7 @@ def unavailable_data_card(unavailable: dict[str, str]) -> dict:
     lines = ["Some of the patient's data could not be read, so the assessment below may be incomplete.", ""]
     lines.extend(f"- **{md_escape(k)}**: {md_escape(v)}" for k, v in sorted(unavailable.items()))
     return _clean({
-        "uuid": str(uuid.uuid4()),
+        "uuid": new_uuid(),
         "summary": _clip(f"Remission assessment may be incomplete: data unavailable ({keys})"),
         "indicator": "warning",
         "detail": "\n".join(lines),

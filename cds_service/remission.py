@@ -6,12 +6,11 @@ The rules live in ``rules.timeline`` and ``rules.surveillance``; this module onl
 from __future__ import annotations
 
 import json
-import uuid
 from dataclasses import dataclass
 from datetime import date
 from typing import Any, Mapping
 
-from cds_service.cards import EXTENSION_KEY, _clean, _clip, md_escape
+from cds_service.cards import EXTENSION_KEY, _clean, _clip, md_escape, new_uuid
 from fhir_mappings.activity import last_done, schedule_conditions, schedule_key
 from fhir_mappings.pipeline import CriteriaResult
 from fhir_mappings.record import LOINC, SNOMED, PatientRecord
@@ -47,12 +46,10 @@ _PATH_CRITERIA = ("pCR", "RCB", "Breast")
 
 
 def evidence_type(criteria: str) -> tuple[str, str]:
-    if any(k in criteria for k in _PATH_CRITERIA):
-        return EVIDENCE["pathology"]
-    if any(k in criteria for k in _LAB_CRITERIA):
-        return EVIDENCE["lab"]
-    if any(k in criteria for k in _MARKER_CRITERIA):
-        return EVIDENCE["marker"]
+    for family, words in (("pathology", _PATH_CRITERIA), ("lab", _LAB_CRITERIA), ("marker", _MARKER_CRITERIA)):
+        for k in words:  # (no generator per family)
+            if k in criteria:
+                return EVIDENCE[family]
     return EVIDENCE["imaging"]
 
 
@@ -228,11 +225,11 @@ def surveillance_card(view: RemissionView, patient_id: str) -> dict | None:
             sr = service_request_resource(it, patient_id, view.result.cancer.condition_ref)
         except ValueError:
             continue
-        suggestions.append({"label": _clip(f"Order {it.label}", 80), "uuid": str(uuid.uuid4()), "isRecommended": False,
+        suggestions.append({"label": _clip(f"Order {it.label}", 80), "uuid": new_uuid(), "isRecommended": False,
                             "actions": [{"type": "create", "description": f"Order {it.label} (surveillance)",
                                          "resource": sr}]})
     card = {
-        "uuid": str(uuid.uuid4()),
+        "uuid": new_uuid(),
         "summary": summary,
         "indicator": "warning" if any(i.status == "overdue" for i in due) else "info",
         "detail": "\n".join(lines),
@@ -301,7 +298,7 @@ def decorate_assessment_card(card: dict, view: RemissionView, patient_id: str, *
     try:
         status = disease_status_resource(view, patient_id)
         card["suggestions"] = [{"label": "Record this disease status (mCODE CancerDiseaseStatus)",
-                                "uuid": str(uuid.uuid4()), "isRecommended": False,
+                                "uuid": new_uuid(), "isRecommended": False,
                                 "actions": [{"type": "create", "description": "Record the assessed cancer disease "
                                              "status with the criteria used", "resource": status}]}]
         card["selectionBehavior"] = "at-most-one"

@@ -356,3 +356,19 @@ def test_timeline_is_the_plain_form(a, as_of_days, cancer):
     got = _outcome(timeline.build_timeline, a, as_of, cancer_type=cancer)
     want = _outcome(plain_timeline.build_timeline, a, as_of, cancer_type=cancer)
     assert repr(got) == repr(want)
+
+
+def test_card_uuids_are_random_version_4_uuids():
+    import uuid
+
+    seen = {cards.new_uuid() for _ in range(2000)}
+    assert len(seen) == 2000
+    for s in list(seen)[:200]:
+        u = uuid.UUID(s)
+        assert str(u) == s and u.version == 4 and u.variant == uuid.RFC_4122
+    # every other bit varies
+    bits = [int(s.replace("-", ""), 16) for s in seen]
+    fixed = ~0
+    for b in bits:
+        fixed &= ~(b ^ bits[0])
+    assert fixed & ((1 << 128) - 1) == (0xF << 76) | (0x3 << 62)  # the version nibble and the variant bits only
