@@ -252,7 +252,20 @@ def _components_by_code(obs: Resource) -> dict[str, list[dict]]:
     out: dict[str, list[dict]] = {}
     for c in comps or ():
         if isinstance(c, dict):
-            for k in _keys(c.get("code")):
+            code = c.get("code")
+            coding = code.get("coding") if type(code) is dict else None
+            if type(coding) is list and len(coding) == 1 and type(coding[0]) is dict:  # _keys(code), inlined
+                c0 = coding[0]
+                k = c0.get("code")
+                if not isinstance(k, str):
+                    continue
+                system = c0.get("system")
+                if not isinstance(system, str):
+                    system = ""
+                keys: tuple[str, ...] | set[str] = (f"{SYSTEM_ALIASES.get(system, system)}|{k.strip()}",)
+            else:
+                keys = concept_keys(code)
+            for k in keys:
                 if k in _SIZE_COMPONENTS:
                     listed = out.get(k)
                     if listed is None:

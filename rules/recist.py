@@ -322,7 +322,12 @@ def assess(inputs: RecistInputs, as_of: date, *, continuing_pr: bool = True) -> 
             contribs: dict[str, Decimal | None] = {}
             for lid in base_targets:
                 m = by_id.get(lid)
-                contribs[lid] = _contribution(m) if m is not None else None
+                if m is None:
+                    contribs[lid] = None
+                    continue
+                dm = m.diameter_mm  # _contribution(m), inlined
+                contribs[lid] = dm if type(dm) is Decimal else (
+                    D(dm) if dm is not None else (TOO_SMALL_MM if m.too_small else None))
             known = [c for c in contribs.values() if c is not None]
             avail = sum(known, Decimal(0))
             nadir = nadir_sum
@@ -497,7 +502,9 @@ def _notes(ev: EvidenceLog, continuing_pr: bool) -> tuple[str, ...]:
 
 def _refs(tp: Timepoint) -> tuple[str, ...]:
     refs = list(tp.refs)
-    refs.extend(t.ref for t in tp.targets if t.ref)
+    for t in tp.targets:
+        if t.ref:
+            refs.append(t.ref)
     return tuple(dict.fromkeys(refs))
 
 
