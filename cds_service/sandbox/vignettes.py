@@ -7,7 +7,9 @@ them in a record (an earlier measurement, a reported assessment).
 """
 from __future__ import annotations
 
+import re
 from datetime import date, timedelta
+from decimal import Decimal
 from typing import Any, Callable
 
 from cds_service.sandbox.builders import PatientBuilder
@@ -18,6 +20,38 @@ Vignette = dict[str, Any]
 
 class NotMine(KeyError):
     """Raised by a converter for a vignette of its prefix that another converter owns (e.g. IMWG MRD)."""
+
+
+class VignetteInputError(ValueError):
+    """A vignette input the converter cannot read (an unknown field of a kind it uses, a value in an unknown shape).
+
+    The message names the vignette and the field: a fact the converter cannot read is never dropped or guessed,
+    since the card would then silently answer a different question."""
+
+    def __init__(self, vignette_id: str, field: str, problem: str) -> None:
+        self.vignette_id, self.field, self.problem = vignette_id, field, problem
+        super().__init__(f"vignette {vignette_id}: inputs.{field}: {problem}")
+
+
+class UnreadableVignette:
+    """What :func:`to_patient` returns for a vignette whose inputs cannot be read.
+
+    Runners convert a vignette and then send ``hook_request()``; this placeholder raises the
+    :class:`VignetteInputError` there, so that the runner reports that one vignette as failed, with the field in
+    the message, and goes on with the others (the ``vignettes`` command counts it as an error, a test fails with
+    the message)."""
+
+    card_criteria: str | None = None
+
+    def __init__(self, error: VignetteInputError) -> None:
+        self.error = error
+        self.patient_id = f"unreadable-{error.vignette_id}"
+
+    def hook_request(self, **_: Any) -> Any:
+        raise self.error
+
+    def prefetch(self) -> Any:
+        raise self.error
 
 
 # vignette id prefix -> converters tried in order; the first that does not raise NotMine wins
@@ -39,11 +73,25 @@ def prefix_of(vignette_id: str) -> str:
 
 
 def to_patient(v: Vignette) -> PatientBuilder:
+    """The FHIR patient of a vignette; :class:`UnreadableVignette` when its inputs cannot be read (see there).
+
+    KeyError (and only KeyError) means "no converter for this prefix"."""
     for fn in CONVERTERS.get(prefix_of(v["id"]), ()):
         try:
             return fn(v)
         except NotMine:
             continue
+        except VignetteInputError as exc:
+            if exc.vignette_id != v["id"]:  # raised by a helper that does not know the vignette
+                exc = VignetteInputError(v["id"], exc.field, exc.problem)
+            return UnreadableVignette(exc)  # type: ignore[return-value]
+        except KeyError as exc:  # a field the converter needs is missing
+            return UnreadableVignette(VignetteInputError(  # type: ignore[return-value]
+                v["id"], str(exc.args[0]) if exc.args else "?", "required field missing"))
+        except (ValueError, TypeError, AttributeError, ArithmeticError, IndexError) as exc:
+            return UnreadableVignette(VignetteInputError(  # type: ignore[return-value]
+                v["id"], "?", f"input in a shape the {prefix_of(v['id'])} converter cannot read "
+                              f"({type(exc).__name__}: {exc})"))
     raise KeyError(f"no converter for vignette {v['id']}")
 
 
@@ -58,6 +106,97 @@ def has_converter(v: Vignette) -> bool:
         return True
     except KeyError:
         return False
+
+
+_QTY = re.compile(r"^\s*(?P<cmp><=|>=|<|>|≤|≥)?\s*(?P<num>[-+]?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?|[-+]?\.\d+)"
+                  r"\s*(?P<unit>[A-Za-z%/×*\[°'][^(;]*?)?\s*(?:\((?P<paren>[^)]*)\))?\s*$")
+
+
+def parse_quantity(raw: Any) -> tuple[Decimal, str | None, str] | None:
+    """(value, comparator, unit text) of a number written as a number or a string: ``1.2``, ``"1,500"``,
+    ``"3%"``, ``"1.2 x10^9/L"``, ``"<0.1 ng/mL"``, ``"800 mg/24h (24-h collection)"``.  The unit text is returned
+    as written (without the parenthesised remark); ``""`` when there is none.  None when ``raw`` is not a number.
+    A comma is read as a thousands separator only in the ``1,500`` pattern; ``"1,5"`` is not a number here."""
+    if isinstance(raw, bool) or raw is None:
+        return None
+    if isinstance(raw, (int, Decimal)):
+        return Decimal(raw), None, ""
+    if isinstance(raw, float):
+        return Decimal(repr(raw)), None, ""
+    if not isinstance(raw, str):
+        return None
+    t = raw.replace("−", "-").replace("µ", "u").replace("μ", "u")
+    m = _QTY.match(t)
+    if not m:
+        return None
+    cmp = {"≤": "<=", "≥": ">="}.get(m.group("cmp") or "", m.group("cmp"))
+    return Decimal(m.group("num").replace(",", "")), cmp, (m.group("unit") or "").strip()
+
+
+_COUNT_UNITS = (  # unit text of a blood count (lower case, spaces removed) -> UCUM
+    (re.compile(r"^(?:x|×|\*)?10(?:\^|\*|e)?9/l$|^g/l$|^gpt/l$|^giga/l$"), "10*9/L"),
+    (re.compile(r"^(?:x|×|\*)?10(?:\^|\*|e)?3/(?:u|mc)l$|^k/(?:u|mc)l$|^thou/(?:u|mc)l$|^10\^3/mm3$"), "10*3/uL"),
+    (re.compile(r"^(?:x|×|\*)?10(?:\^|\*|e)?3/l$"), "10*3/L"),
+    (re.compile(r"^(?:cells)?/(?:u|mc)l$|^/mm3$|^cells/mm3$|^per(?:u|mc)l$"), "/uL"),
+)
+
+
+def count_unit(text: str) -> str | None:
+    """UCUM unit of a blood count written as text ("x10^9/L", "10^3/µL", "/uL", "K/uL"); None if unknown.
+    ``10*3/L`` is returned as such (criteria.md §1: the mapper rejects it, it is never converted)."""
+    t = re.sub(r"\s+", "", (text or "").lower()).replace("µ", "u").replace("μ", "u").replace("⁹", "^9")
+    for rx, unit in _COUNT_UNITS:
+        if rx.match(t):
+            return unit
+    return None
+
+
+def check_keys(v: Vignette, d: dict, where: str, known: Callable[[str], bool], relevant: re.Pattern,
+               family: str) -> None:
+    """Raise :class:`VignetteInputError` for a field of ``d`` that looks like an input of this criterion
+    (``relevant`` matches its name) but that the converter does not read (``known`` is False): it would otherwise
+    be dropped without a word and the card would answer from the other fields."""
+    for key in d:
+        if not known(key) and relevant.search(key.lower()):
+            raise VignetteInputError(v["id"], f"{where}{key}", f"field not read by the {family} vignette converter "
+                                                               "(rename it to a documented field or extend the converter)")
+
+
+_NOT_TIMEPOINT_KEYS = {"baseline", "new_lesions", "new_lesion", "new_nodes", "new_lymph_nodes", "targets",
+                       "target_lesions", "lesions", "non_target", "timepoints", "followup", "follow_up", "followups",
+                       "follow_ups"}
+
+
+def gather_timepoints(v: Vignette, inp: dict) -> dict:
+    """Imaging inputs with every dated assessment in ``followup``, for the baseline + follow-up readers of the
+    iRECIST / mRECIST / Choi converters: besides ``timepoints`` and ``baseline`` + ``followup``, authors give a
+    ``nadir`` (or ``week_8``, ``interim``...) object with its date, or a list under ``scans`` / ``assessments``.
+    A dated object is an assessment whatever its name; dropping one would change the nadir (criteria.md §0
+    convention 4)."""
+    if isinstance(inp.get("timepoints"), list):
+        return inp
+    out = dict(inp)
+    follow_key = next((k for k in ("followup", "follow_up", "followups", "follow_ups") if k in inp), None)
+    follow = inp.get(follow_key) if follow_key else []
+    follow = list(follow) if isinstance(follow, list) else [follow] if isinstance(follow, dict) else []
+    extra = []
+    for key, val in inp.items():
+        if key.lower() in _NOT_TIMEPOINT_KEYS:
+            continue
+        if isinstance(val, dict) and isinstance(val.get("date"), str):
+            extra.append(dict(val, label=val.get("label", key)))
+            out.pop(key)
+        elif isinstance(val, list) and val and all(isinstance(x, dict) and isinstance(x.get("date"), str)
+                                                   for x in val):
+            extra.extend(val)
+            out.pop(key)
+        elif isinstance(val, dict) and any(isinstance(x, (list, dict)) for x in val.values()):
+            raise VignetteInputError(v["id"], key, "an assessment without a date")
+    if extra:
+        for k in ("followup", "follow_up", "followups", "follow_ups"):
+            out.pop(k, None)
+        out["followup"] = sorted(follow + extra, key=lambda t: str(t.get("date", "")))
+    return out
 
 
 def _pid(v: Vignette) -> str:
