@@ -24,7 +24,15 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from cds_service.sandbox.builders import PatientBuilder, concept, qty
-from cds_service.sandbox.vignettes import Vignette, _pid, converter
+from cds_service.sandbox.vignettes import (
+    Vignette,
+    VignetteInputError,
+    _pid,
+    check_keys,
+    converter,
+    count_unit,
+    parse_quantity,
+)
 from fhir_mappings import eln as codes
 from fhir_mappings.record import LOCAL, LOINC, SNOMED
 from rules import eln2022 as engine
@@ -180,23 +188,35 @@ def _intensive_course(p: PatientBuilder, start: date, ctx: str) -> None:
 
 
 def _count_fields(item: dict, stem: re.Pattern) -> tuple[Any, str] | None:
-    """(value, UCUM unit) of an ANC / platelet field in any of the vignette spellings."""
+    """(value, UCUM unit) of an ANC / platelet field in any of the vignette spellings: a number with the unit in
+    the field-name suffix (criteria.md §15; none = 10^9/L), ``{value, unit}``, or a string with its unit
+    ("1.2 x10^9/L", "1,500/uL", "85 K/uL").  A value or unit that cannot be read raises VignetteInputError."""
     for key, raw in item.items():
         k = key.lower().replace("µ", "u").replace("μ", "u").replace("^", "e").replace("*", "e")
-        if not stem.match(k):
+        if not stem.match(k) or raw is None:
             continue
         if isinstance(raw, dict) and "value" in raw:
-            return raw["value"], str(raw.get("unit") or "10*9/L")
-        if isinstance(raw, (int, float, str)) and not isinstance(raw, bool) and _dec(raw) is not None:
-            for suffix, unit in _UNIT_SUFFIXES:
-                if k.endswith(suffix):
-                    return raw, unit
-            return raw, "10*9/L"
+            unit = str(raw.get("unit") or "10*9/L")
+            return raw["value"], count_unit(unit) or unit
+        suffix_unit = next((unit for suffix, unit in _UNIT_SUFFIXES if k.endswith(suffix)), None)
+        q = parse_quantity(raw)
+        if q is None or q[1] is not None:
+            raise VignetteInputError("?", key, f"cannot read {raw!r} as a blood count (a number, optionally with its "
+                                               "unit, e.g. 1.2, \"1.2 x10^9/L\", \"1500/uL\")")
+        value, _, unit_text = q
+        if unit_text:
+            unit = count_unit(unit_text)
+            if unit is None:
+                raise VignetteInputError("?", key, f"unknown count unit {unit_text!r} (use 10^9/L, 10^3/uL or /uL)")
+            if suffix_unit and suffix_unit != unit:
+                raise VignetteInputError("?", key, f"the unit in the value ({unit_text}) contradicts the field name")
+            return value, unit
+        return value, suffix_unit or "10*9/L"
     return None
 
 
-_ANC_KEY = re.compile(r"^(anc|absolute_neutrophil_count|neutrophils?)(_|$)")
-_PLT_KEY = re.compile(r"^(platelets?|plt|platelet_count)(_|$)")
+_ANC_KEY = re.compile(r"^(anc|absolute_neutrophil_count|absolute_neutrophils|neutrophil_count|neutrophils?)(_|$)")
+_PLT_KEY = re.compile(r"^(platelets?|plt|platelet_count|plts)(_|$)")
 
 
 def _counts(p: PatientBuilder, item: dict, when: str) -> None:
@@ -470,6 +490,97 @@ def _all_dates(inp: dict) -> list[date]:
     return out
 
 
+# --- field spellings -> the converter's own names -----------------------------------------------------------
+
+_KEY_MARROW_BLASTS = re.compile(r"^(?:bone_?marrow|marrow|bm)_?blasts?(?:_count)?(?:_?(?:pct|percent|percentage|%))?$|"
+                                r"^blasts?_(?:bone_?marrow|marrow|bm)(?:_?(?:pct|percent|%))?$")
+_KEY_PB_BLASTS = re.compile(r"^(?:peripheral_?blood|peripheral|pb|circulating|blood)_?blasts?(?P<pct>_?(?:pct|percent|%))?$"
+                            r"|^blasts?_(?:peripheral_?blood|pb|blood)(?P<pct2>_?(?:pct|percent|%))?$")
+_KEY_EMD = re.compile(r"^(?:emd|extramedullary(?:_disease)?(?:_status)?)$")
+_KEY_COUNT_GROUP = re.compile(r"^(?:blood_counts|counts|cbc|blood_count|peripheral_blood_counts|hematology|haematology)$")
+_KEY_PREVIOUS = re.compile(r"^(?:previous|prior|last|best)_(?:category|response|eln_category|eln_response|"
+                           r"best_response|remission)$|^(?:prior|previous)_best_response$")
+_KEY_PREVIOUS_DATE = re.compile(r"^(?:previous|prior|last|best)_(?:category_|response_|remission_)?date$|"
+                                r"^(?:cr|remission)_date$")
+_CATEGORY_WORD = re.compile(r"\b(CR_MRD-|CRh_MRD-|CRi_MRD-|CRh|CRi|CR|MLFS|PR)\b")
+
+
+def _canon(item: dict) -> dict:
+    """The item with the field spellings of other authors renamed to the ones the converter reads:
+    marrow blasts (``bone_marrow_blasts``, ``BM_blasts_pct``, ``marrow_blasts``), PB blasts (``PB_blasts``,
+    ``circulating_blasts``), EMD (``EMD``, ``extramedullary``), an undated group of blood counts
+    (``blood_counts: {ANC..., platelets...}``), a flat MRD result (``MRD_method``, ``MRD_result``, ``MRD_LOD_pct``...)
+    and an earlier category given as ``previous_category`` + ``previous_category_date`` (or in words)."""
+    out: dict = {}
+    flat_mrd: dict = {}
+    for key, val in item.items():
+        k = key.lower()
+        if _KEY_MARROW_BLASTS.match(k) and not isinstance(val, (dict, list)):
+            out.setdefault("bone_marrow_blasts_pct", val)
+        elif _KEY_PB_BLASTS.match(k) and k not in ("peripheral_blood",) and not isinstance(val, (dict, list)):
+            m = _KEY_PB_BLASTS.match(k)
+            pct = m.group("pct") or m.group("pct2") or (isinstance(val, (int, float, Decimal)) and not isinstance(val, bool))
+            out.setdefault("peripheral_blood_blasts_pct" if pct else "peripheral_blood_blasts", val)
+        elif _KEY_EMD.match(k) and not isinstance(val, list):
+            out.setdefault("extramedullary_disease", val)
+        elif _KEY_COUNT_GROUP.match(k) and isinstance(val, dict) and not _d(val.get("date")):
+            for ck, cv in val.items():
+                out.setdefault(ck, cv)
+        elif k.startswith("mrd_") and k not in ("mrd_tests", "mrd_series") and not isinstance(val, (dict, list)):
+            flat_mrd[key[4:]] = val
+        else:
+            out[key] = val
+    if flat_mrd and not any(k in out for k in _MRD_KEYS):
+        out["MRD"] = flat_mrd if len(flat_mrd) > 1 or "result" in flat_mrd else \
+            next(iter(flat_mrd.values()))
+    return out
+
+
+def _previous_category(inp: dict) -> list[dict]:
+    """An earlier category given as its own fields, or history written as words ("CR on 2024-03-18")."""
+    out = []
+    cat = next((v for k, v in inp.items() if _KEY_PREVIOUS.match(k.lower()) and isinstance(v, str)), None)
+    when = next((_d(v) for k, v in inp.items() if _KEY_PREVIOUS_DATE.match(k.lower()) and _d(v)), None)
+    texts = [cat] if cat else []
+    for key in ("history", "prior"):
+        if isinstance(inp.get(key), str):
+            texts.append(inp[key])
+    for text in texts:
+        m = _CATEGORY_WORD.search(text)
+        d = when or _d((re.search(r"\d{4}-\d{2}-\d{2}", text) or [None])[0])
+        if m is None:
+            raise VignetteInputError("?", "history", f"no ELN category (CR, CRh, CRi, MLFS, PR) in {text!r}")
+        if d is None:
+            raise VignetteInputError("?", "history", f"no date for the earlier category {m.group(1)} "
+                                                     "(give previous_category_date or an ISO date in the text)")
+        out.append({"date": d, "category": m.group(1), "item": {}})
+    return out
+
+
+_KNOWN_TOP = {
+    "assessment_date", "date", "context", "therapy", "treatment", "regimen", "timepoint", "timing",
+    "less_intensive_start", "less_intensive_start_date", "intensive_course_starts", "landmark_date",
+    "intensive_courses_completed", "history", "prior", "prior_categories", "previous_assessments",
+    "bone_marrow_blasts_pct", "marrow_blasts_pct", "bm_blasts_pct", "bone_marrow_blasts_fraction", "blasts_pct",
+    "marrow_adequacy", "bone_marrow_adequacy", "adequacy", "bone_marrow_date", "bone_marrow", "blood_counts_date",
+    "counts_date", "peripheral_blood_blasts", "peripheral_blood_blasts_pct", "extramedullary_disease",
+    "after_transfusion", "recent_platelet_transfusion", "after_gcsf", "gcsf", "extramedullary", "emd",
+    "death_date", "date_of_death", "not_evaluable_reason", "bone_marrow_exams", "marrows", "timepoints",
+    "assessments", "marrow_assessments", "peripheral_blood", "blood_counts", "counts", "blood_samples",
+    "mrd", "mrd_tests", "mrd_series", "blasts", "present", "marker", "note", "notes",
+}
+_RELEVANT = re.compile(r"blast|^anc|neutro|platelet|^plt|mrd|extramed|^emd|marrow|cellular|spicule|landmark|"
+                       r"course|cycle|induction")
+
+
+def _known(key: str) -> bool:
+    k = key.lower()
+    return (k in _KNOWN_TOP or bool(_ANC_KEY.match(k) or _PLT_KEY.match(k))
+            or (k.startswith(("pretreatment", "pre_treatment", "baseline", "diagnostic")) and "blast" in k)
+            or bool(_KEY_PREVIOUS.match(k) or _KEY_PREVIOUS_DATE.match(k))
+            or any(w in k for w in ("course", "cycle", "induction")))
+
+
 _MARROW_BLASTS = ("bone_marrow_blasts_pct", "marrow_blasts_pct", "bm_blasts_pct")
 _LIST_KEYS_MARROW = ("bone_marrow", "bone_marrow_exams", "marrows", "timepoints", "assessments", "marrow_assessments")
 _LIST_KEYS_BLOOD = ("peripheral_blood", "blood_counts", "counts", "blood_samples")
@@ -480,6 +591,7 @@ def _timepoint(p: PatientBuilder, item: dict, when: date, *, bare_blasts: str | 
                with_mrd: bool = True) -> None:
     """Write one dated set of findings; ``bare_blasts`` says what a bare ``blasts_pct`` means (marrow / blood)."""
     iso = _iso(when)
+    item = _canon(item)
     blasts = next((item[k] for k in _MARROW_BLASTS if item.get(k) is not None), None)
     if blasts is None and bare_blasts == "marrow" and item.get("blasts_pct") is not None:
         blasts = item["blasts_pct"]
@@ -514,13 +626,14 @@ def _timepoint(p: PatientBuilder, item: dict, when: date, *, bare_blasts: str | 
 
 @converter("ELN", engine.CRITERIA)
 def eln(v: Vignette) -> PatientBuilder:
-    inp = v["inputs"]
+    inp = _canon(v["inputs"])
+    check_keys(v, inp, "", _known, _RELEVANT, "ELN 2022")
     p = PatientBuilder(_pid(v))
     d = _d(inp.get("assessment_date") or inp.get("date"))
     if d is None and any(k in inp for k in _MARROW_BLASTS + ("peripheral_blood_blasts", "marrow_adequacy")):
         d = date(2024, 3, 18)  # findings without a date: any fixed date (the card's date is not checked then)
     when = _iso(d) if d else None
-    history = _history(inp)
+    history = _history(inp) + _previous_category(inp)
     first_therapy = _therapy(p, inp, d)
 
     # diagnosis and the pretreatment (diagnostic) marrow
