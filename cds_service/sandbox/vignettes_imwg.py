@@ -16,7 +16,15 @@ from decimal import Decimal
 from typing import Any
 
 from cds_service.sandbox.builders import PatientBuilder, concept, qty
-from cds_service.sandbox.vignettes import NotMine, Vignette, _pid, converter
+from cds_service.sandbox.vignettes import (
+    NotMine,
+    Vignette,
+    VignetteInputError,
+    _pid,
+    check_keys,
+    converter,
+    parse_quantity,
+)
 from fhir_mappings import codes
 from fhir_mappings import imwg as m
 from fhir_mappings.record import LOCAL, LOINC, SNOMED
@@ -36,10 +44,13 @@ def _unit(key: str, default: str) -> str:
     return UNIT_SUFFIX[mm.group(1)] if mm else default
 
 
+_DERIVED = re.compile(r"(?:^|_)(?:pct_|percent_)?(?:change|drop|reduction|decrease|increase|delta|response)(?:_|$)")
+
+
 def _kind(key: str) -> str | None:
     k = key.lower()
-    if k in META:
-        return None
+    if k in META or _DERIVED.search(k):
+        return None  # a derived number ("serum_M_pct_change") is not a measurement: recomputed, never read
     if "ife" in k or "immunofix" in k:
         return "serum_IFE" if "serum" in k or k.startswith("s_") else "urine_IFE" if "urine" in k else "serum_IFE"
     if "ihc" in k:
@@ -62,13 +73,52 @@ def _kind(key: str) -> str | None:
         return "kappa"
     if "lambda" in k:
         return "lambda"
-    if "bmpc" in k or ("plasma" in k and ("marrow" in k or "bm" in k)):
+    if "bmpc" in k or ("plasma" in k and ("marrow" in k or "bm" in k)) or re.match(r"(bm|marrow)_?pcs?(_|$)", k) \
+            or re.match(r"plasma_?cells?(_pct|_percent|$)", k):
         return "BMPC"
-    if k.startswith("urine") or "upep" in k or "bence" in k:
+    if "urine" in k or "upep" in k or "bence" in k:
         return "urine_spot" if "spot" in k or "random" in k else "urine"
-    if k.startswith("serum_m") or "m_protein" in k or "m_spike" in k or "spep" in k or k.startswith("serum_protein"):
+    if k.startswith("serum_m") or "m_protein" in k or "m_spike" in k or "spep" in k or k.startswith("serum_protein") \
+            or "paraprotein" in k or re.match(r"(serum_)?m_?(component|band|peak)(_|$)", k):
         return "serum"
     return None
+
+
+# units written in a value ("1.4 g/dL", "800 mg/24h", "3 %") -> UCUM (criteria.md §1 units of the IMWG inputs)
+_VALUE_UNITS = {"g/dl": "g/dL", "g/l": "g/L", "mg/dl": "mg/dL", "mg/l": "mg/L", "mg/24h": "mg/(24.h)",
+                "mg/24hr": "mg/(24.h)", "mg/24hrs": "mg/(24.h)", "mg/24hours": "mg/(24.h)", "mg/(24.h)": "mg/(24.h)",
+                "mg/d": "mg/d", "mg/day": "mg/d", "g/24h": "g/(24.h)", "g/d": "g/d", "g/day": "g/d", "%": "%",
+                "/ul": "/uL", "cells/ul": "/uL"}
+_RELEVANT = re.compile(r"serum|urine|upep|spep|m_?protein|spike|paraprotein|flc|kappa|lambda|ife|immunofix|"
+                       r"plasma|bmpc|marrow|plasmacytoma|lesion|ratio|ihc|nadir|lowest")
+_IGNORED = re.compile(r"^(?:hb|hgb|ha?emoglobin|calcium|ca|creatinine|egfr|ldh|albumin|beta2|b2m|b2_micro|"
+                      r"ig[gamde]|quantitative|wbc|anc|platelets?|neutrophils?)(?:_|$)")
+
+
+def _ratio(key: str, val: Any) -> Any:
+    """A ratio written as a number or as "2:1" / "1:2" (kappa:lambda)."""
+    if isinstance(val, str):
+        mm = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*[:/]\s*([0-9]*\.?[0-9]+)\s*", val)
+        if mm:
+            return Decimal(mm.group(1)) / Decimal(mm.group(2))
+        q = parse_quantity(val)
+        if q is None or q[2]:
+            raise VignetteInputError("?", key, f"cannot read {val!r} as a ratio (a number or 'a:b')")
+        return q[0]
+    return val
+
+
+def _ife_word(key: str, val: Any) -> Any:
+    """IFE given as a yes/no under a name that says which: ``serum_IFE_negative: true``."""
+    if not isinstance(val, bool):
+        return val
+    k = key.lower()
+    if "neg" in k:
+        return "negative" if val else "positive"
+    if "pos" in k or "detect" in k:
+        return "positive" if val else "negative"
+    raise VignetteInputError("?", key, "a yes/no immunofixation needs a name saying what it answers "
+                                       "(e.g. serum_IFE_negative) or a value 'negative'/'positive'")
 
 
 def _ife_value(v: Any) -> Json:
@@ -91,6 +141,14 @@ class _Imwg:
             components: list[Json] | None = None) -> Json:
         if isinstance(value, str):
             t = value.strip()
+            q = parse_quantity(t)
+            if q is not None and q[2] and q[1] is None:
+                unit_text = re.sub(r"\s+", "", q[2]).lower()
+                if unit_text not in _VALUE_UNITS:
+                    raise VignetteInputError("?", display or code, f"unknown unit in {value!r}")
+                given = _VALUE_UNITS[unit_text]
+                return self.p.observation(code, when, display=display, value=q[0], unit=given, extra=extra,
+                                          components=components or ())
             mm = re.fullmatch(r"([<>]=?)\s*([0-9]*\.?[0-9]+)", t)
             if mm:
                 obs = self.p.observation(code, when, display=display, value=Decimal(mm.group(2)), unit=unit,
@@ -137,8 +195,10 @@ class _Imwg:
         if not results:
             self.p.observation(m.PLASMACYTOMA_STATUS, when, value_bool=False, category="imaging")
 
-    def timepoint(self, raw: dict, top_plasmacytoma: Any = None) -> None:
+    def timepoint(self, raw: dict, top_plasmacytoma: Any = None, where: str = "") -> None:
         when = raw["date"]
+        check_keys(self.v, raw, where, lambda k: _kind(k) is not None or k.lower() in META or bool(
+            _IGNORED.match(k.lower())), _RELEVANT, "IMWG 2016")
         extra = None
         sid = raw.get("sample_id") or raw.get("sample")
         if sid:
@@ -163,21 +223,21 @@ class _Imwg:
             elif kind in ("serum_IFE", "urine_IFE"):
                 code = m.SERUM_IFE if kind == "serum_IFE" else m.URINE_IFE
                 obs = self.p.observation(code, when, extra=extra)
-                obs["valueCodeableConcept"] = _ife_value(val)
+                obs["valueCodeableConcept"] = _ife_value(_ife_word(key, val))
             elif kind == "kappa":
                 self.lab(m.KAPPA[0], when, val, _unit(key, "mg/dL"), extra, "Kappa LC free SerPl-mCnc")
             elif kind == "lambda":
                 self.lab(m.LAMBDA[0], when, val, _unit(key, "mg/dL"), extra, "Lambda LC free SerPl-mCnc")
             elif kind == "FLC_ratio":
                 obs = self.p.observation(m.FLC_RATIO[0], when, extra=extra)
-                obs["valueQuantity"] = {"value": float(val), "unit": "{ratio}",
+                obs["valueQuantity"] = {"value": float(_ratio(key, val)), "unit": "{ratio}",
                                         "system": "http://unitsofmeasure.org", "code": "{ratio}"}
             elif kind == "BMPC":
                 self.lab(m.BMPC[0], when, val, _unit(key, "%"))
             elif kind == "IHC":
                 comps = [{"code": concept(m.PCS_COUNTED), "valueInteger": int(ihc_counted)}] if ihc_counted else []
                 obs = self.p.observation(m.IHC_RATIO, when, components=comps)
-                obs["valueQuantity"] = {"value": float(val), "unit": "{ratio}",
+                obs["valueQuantity"] = {"value": float(_ratio(key, val)), "unit": "{ratio}",
                                         "system": "http://unitsofmeasure.org", "code": "{ratio}"}
             elif kind == "CPC":
                 self.lab(m.CPC, when, val, _unit(key, "/uL"))
@@ -228,9 +288,53 @@ def _dates(inp: dict) -> list[date]:
     return sorted(out)
 
 
+_ASSESSMENT_LISTS = ("assessments", "timepoints", "follow_up", "followup", "followups", "results", "labs",
+                     "responses", "serial_assessments")
+_PREVIOUS = ("previous_confirmed_category", "previous_category", "prior_category", "previous_response",
+             "prior_response", "last_confirmed_category", "confirmed_category", "current_confirmed_category")
+_FLAT_GROUP = re.compile(r"^(?P<group>baseline|pretreatment|pre_treatment|nadir|lowest_confirmed|lowest_confirmed_value|"
+                         r"lowest|confirmed_nadir)_(?P<rest>.+)$", re.I)
+_KNOWN_TOP = {"baseline", "confirmed_nadir", "previous_confirmed_date", "new_therapy_start", "new_therapy",
+              "treatment_start", "measurable_by", "involved_flc", "plasmacytoma", "note", "notes", "disease",
+              "treatment", "regimen", "therapy", "setting", "bone_marrow", "marrow", "imaging", "lesions",
+              *_ASSESSMENT_LISTS, *_PREVIOUS}
+
+
+def _normalise(v: Vignette) -> dict:
+    """The inputs with other authors' spellings renamed: assessment lists (``timepoints``, ``follow_up``...), an
+    earlier category (``previous_category``...), and flat ``baseline_<x>`` / ``nadir_<x>`` / ``lowest_confirmed_<x>``
+    fields with their ``..._date`` gathered into the ``baseline`` / ``confirmed_nadir`` objects."""
+    inp = dict(v["inputs"])
+    for key in _ASSESSMENT_LISTS[1:]:
+        if "assessments" not in inp and isinstance(inp.get(key), list):
+            inp["assessments"] = inp.pop(key)
+    for key in _PREVIOUS[1:]:
+        if "previous_confirmed_category" not in inp and isinstance(inp.get(key), str):
+            inp["previous_confirmed_category"] = inp.pop(key)
+    for key in list(inp):
+        mm = _FLAT_GROUP.match(key)
+        if not mm or isinstance(inp[key], (dict, list)):
+            continue
+        group = "baseline" if mm.group("group").lower() in ("baseline", "pretreatment", "pre_treatment") \
+            else "confirmed_nadir"
+        target = inp.setdefault(group, {})
+        if not isinstance(target, dict):
+            continue
+        rest = mm.group("rest")
+        target["date" if rest.lower() == "date" else rest] = inp.pop(key)
+    check_keys(v, inp, "", lambda k: k.lower() in _KNOWN_TOP, _RELEVANT, "IMWG 2016")
+    for key in ("bone_marrow", "marrow", "imaging", "lesions"):
+        val = inp.get(key)
+        if isinstance(val, str) and not re.search(r"not (done|performed|repeated|available|assessed)|^none$|"
+                                                  r"^no new", val.strip().lower()):
+            raise VignetteInputError(v["id"], key, "an undated result: put it in the assessment it belongs to "
+                                                   "(assessments[].BMPC_pct, ...new_lesions)")
+    return inp
+
+
 @converter("IMWG", "IMWG 2016")
 def imwg(v: Vignette) -> PatientBuilder:
-    inp = v["inputs"]
+    inp = _normalise(v)
     c = _Imwg(v)
     p = c.p
     dates = _dates(inp)
@@ -261,7 +365,7 @@ def imwg(v: Vignette) -> PatientBuilder:
     if isinstance(inp.get("involved_FLC"), str):
         c.recorded(m.INVOLVED, start.isoformat(), inp["involved_FLC"])
     if base:
-        c.timepoint(base, inp.get("plasmacytoma"))
+        c.timepoint(base, inp.get("plasmacytoma"), "baseline.")
     if isinstance(inp.get("confirmed_nadir"), dict):
         n = inp["confirmed_nadir"]
         c.nadir(n, n.get("date") or start.isoformat())
@@ -272,9 +376,11 @@ def imwg(v: Vignette) -> PatientBuilder:
             firsts = [a["date"] for a in inp.get("assessments") or [] if a.get("date")]
             when = (date.fromisoformat(min(firsts)) - timedelta(days=1)).isoformat() if firsts else start.isoformat()
         c.recorded(m.IMWG_RESPONSE, when[:10], _response_category(prev) or prev)
-    for a in inp.get("assessments") or []:
+    for i, a in enumerate(inp.get("assessments") or []):
         if isinstance(a, dict) and a.get("date"):
-            c.timepoint(a)
+            c.timepoint(a, where=f"assessments[{i}].")
+        elif isinstance(a, dict):
+            raise VignetteInputError(v["id"], f"assessments[{i}].date", "every assessment needs its date")
     return p
 
 
