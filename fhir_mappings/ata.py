@@ -546,6 +546,25 @@ _DISEASE_WORDS = re.compile(r"\b(?:persistent|residual|recurrent|structural|noda
                             r"\b(?:papillary|follicular|thyroid)\s+carcinoma\b", re.I)
 
 
+# a negation cue shortly before a disease phrase, in the same clause: "no structural disease", "negative for
+# papillary carcinoma", "without residual tumour" (the phrase is then a negative statement, not disease)
+_NEG_BEFORE = re.compile(r"\b(?:no|not|without|negative\s+for|free\s+of|absence\s+of|no\s+evidence\s+of|"
+                         r"no\s+sign\w*\s+of|ruled?\s+out)\b(?:[\s,/-]+[\w-]+){0,4}[\s,/-]*$", re.I)
+# a report that opens with a negative verdict and goes on to describe normal anatomy: "Negative (normal
+# contralateral lobe)", "Normal - no nodes", "negative, normal remaining lobe"
+_NEGATIVE_HEAD = re.compile(r"^\s*(?:negative|normal|unremarkable|clear|no\s+evidence\s+of\s+(?:disease|recurrence)|"
+                            r"ned)\s*(?:[(,;:.\u2013-]|$)", re.I)
+
+
+def _unnegated_disease_words(text: str) -> bool:
+    """A disease phrase ("structural disease", "papillary carcinoma") that no cue before it negates."""
+    for m in _DISEASE_WORDS.finditer(text):
+        clause_start = max(text.rfind(c, 0, m.start()) for c in ".;:\n") + 1
+        if not _NEG_BEFORE.search(text[clause_start:m.start()]):
+            return True
+    return False
+
+
 def classify_imaging(text: str) -> ImagingResult | None:
     """Negative / non-specific / faint thyroid-bed uptake / disease from an impression; None if unclassifiable."""
     stated = extract(text)
@@ -555,7 +574,7 @@ def classify_imaging(text: str) -> ImagingResult | None:
     uptake = [s for s in pos if s.kind == "uptake"]
     if any(not re.search(r"thyroid[\s-]bed|remnant", text[s.start:s.end + 40], re.I) for s in uptake):
         return ImagingResult.DISEASE
-    if _DISEASE_WORDS.search(text) and not any(s.negated and s.kind in _DISEASE_KINDS for s in stated):
+    if _unnegated_disease_words(text) and not any(s.negated and s.kind in _DISEASE_KINDS for s in stated):
         return ImagingResult.DISEASE
     if any(s.kind == "faint_thyroid_bed_uptake" for s in pos):
         return ImagingResult.FAINT_THYROID_BED_UPTAKE
@@ -563,6 +582,10 @@ def classify_imaging(text: str) -> ImagingResult | None:
         return ImagingResult.NONSPECIFIC
     if any(s.kind == "study_negative" for s in pos) or any(s.negated and s.kind in _DISEASE_KINDS | {"uptake"}
                                                              for s in stated):
+        return ImagingResult.NEGATIVE
+    if _NEGATIVE_HEAD.match(text) or _DISEASE_WORDS.search(text):
+        # a negative verdict followed by normal anatomy (nothing above read as disease, non-specific or uptake),
+        # or a disease phrase that is negated ("no structural disease")
         return ImagingResult.NEGATIVE
     return None
 
