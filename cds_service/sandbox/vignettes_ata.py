@@ -18,7 +18,7 @@ from decimal import Decimal
 from typing import Any
 
 from cds_service.sandbox.builders import PatientBuilder, concept, qty
-from cds_service.sandbox.vignettes import Vignette, _pid, converter
+from cds_service.sandbox.vignettes import Vignette, VignetteInputError, _pid, check_keys, converter, parse_quantity
 from fhir_mappings import ata as m
 from fhir_mappings.record import LOCAL, LOINC, SNOMED
 from rules import ata2015 as engine
@@ -84,13 +84,20 @@ def _tsh_in(text: str) -> Decimal | None:
     return Decimal(mm.group(1)) if mm else None
 
 
+_RAI_KEYS = {"rai", "rai_ablation", "radioiodine", "rai_remnant_ablation", "i131", "remnant_ablation", "rai_given"}
+
+
 def _surgery(p: PatientBuilder, inp: dict) -> str:
     s = " ".join(str(inp.get(k, "")) for k in ("surgery", "initial_therapy", "treatment", "initial_treatment")).lower()
     when = inp.get("surgery_date")
     no_rai = re.search(r"\bno\s+(?:rai|radioiodine|i-?131)|without\s+(?:rai|radioiodine)|rai\s+not|not\s+ablated", s)
     rai = bool(re.search(r"\brai\b|radioiodine|radioactive iodine|i-?131|remnant ablation|ablation", s)) and not no_rai
-    if inp.get("RAI") is True or inp.get("rai") is True:
-        rai = True
+    for key in [k for k in inp if k.lower() in _RAI_KEYS]:
+        flag = inp.get(key)
+        if isinstance(flag, str):
+            flag = not re.match(r"\s*(?:no|none|not|false|n)\b", flag, re.I) if flag.strip() else None
+        if isinstance(flag, bool):
+            rai = flag
     completion = re.search(r"(?<!no )completion(?:\s+thyroidectomy)?", s) and not re.search(r"no\s+completion|without\s+"
                                                                                        r"completion", s)
     if re.search(r"lobectomy|hemithyroidectomy|hemi-thyroidectomy", s) and not completion:
@@ -144,16 +151,54 @@ def _tg(p: PatientBuilder, when: str, raw: Any, cond: str | None, tsh: Decimal |
         p.observation(m.TSH, when, display="Thyrotropin [Units/volume] in Serum or Plasma", value=tsh, unit="m[IU]/L")
 
 
+_TG_UNIT = re.compile(r"_(?P<unit>ng_mL|ng_ml|ug_L|ug_l)$")
+_TG_NAME = re.compile(r"(?:(?P<pre>[A-Za-z_]+?)_)?(?:Tg|thyroglobulin)(?:_(?P<ctx>[A-Za-z_]+?))?", re.I)
+_TG_NOT_CTX = {"condition", "context", "date", "dates", "assay", "method"}
+
+
+class _TgKey:
+    """A Tg field name: ``Tg_ng_mL``, ``Tg_<condition>_ng_mL``, ``<condition>_Tg_ng_mL``, ``Tg`` / ``thyroglobulin``
+    (value with its unit, or a bare number in ng/mL); None for TgAb and Tg_condition."""
+
+    @staticmethod
+    def fullmatch(key: str) -> dict | None:
+        um = _TG_UNIT.search(key)
+        name = key[:um.start()] if um else key
+        m = _TG_NAME.fullmatch(name)
+        if not m or (m.group("ctx") or "").lower() in _TG_NOT_CTX:
+            return None
+        ctx = m.group("ctx") if (m.group("ctx") or "").lower() not in ("value", "level", "result") else None
+        return {"pre": m.group("pre"), "ctx": ctx, "unit": um.group("unit") if um else None}
+
+
+_TG_KEY = _TgKey
+
+
 def _tg_entries(inp: dict, dates: list[str]) -> list[tuple[str, Any, str | None, str | None]]:
     """(date, raw value, condition, note) for every Tg the vignette gives."""
     out = []
     cond_raw = inp.get("Tg_condition") or inp.get("Tg_context") or ""
     conds = dict(_series(cond_raw, dates)) if isinstance(cond_raw, list) else {}
     for k, raw in inp.items():
-        km = re.fullmatch(r"(?:Tg|thyroglobulin)(?:_(?P<ctx>[A-Za-z_]+?))?_(?:ng_mL|ng_ml|ug_L)", k, re.I)
+        km = _TG_KEY.fullmatch(k)
         if not km:
             continue
-        ctx = (km.group("ctx") or "").replace("_", " ")
+        ctx = " ".join(x for x in (km["pre"], km["ctx"]) if x).replace("_", " ")
+        if isinstance(raw, list) and raw and all(isinstance(x, dict) for x in raw):
+            for i, item in enumerate(raw):  # [{"date", "ng_mL" / "value", "condition"}, ...]
+                d = item.get("date")
+                val = next((item[f] for f in ("ng_mL", "ng_ml", "ug_L", "value", "Tg", "Tg_ng_mL") if f in item),
+                           None)
+                if not isinstance(d, str) or val is None:
+                    raise VignetteInputError("?", f"{k}[{i}]", "a Tg result needs 'date' and 'ng_mL' (or 'value')")
+                cond = str(item.get("condition") or item.get("Tg_condition") or ctx or
+                           (cond_raw if not isinstance(cond_raw, list) else ""))
+                out.append((d, val, _condition(cond), None))
+            continue
+        if km["unit"] is None and not isinstance(raw, (dict, list)):
+            q = parse_quantity(raw)
+            if q is not None and q[2] and re.sub(r"\s+", "", q[2]).lower() not in ("ng/ml", "ug/l", "µg/l"):
+                raise VignetteInputError("?", k, f"Tg unit {q[2]!r} (ng/mL = ug/L expected)")
         if isinstance(raw, dict):
             for sub, val in raw.items():
                 for d, x in _series(val, dates):
@@ -166,8 +211,37 @@ def _tg_entries(inp: dict, dates: list[str]) -> list[tuple[str, Any, str | None,
     return out
 
 
+def _tgab_flag(inp: dict) -> str:
+    """TgAb written as a yes/no under a name that says which: ``TgAb_positive: false``, ``TgAb_negative: true``."""
+    for key, val in inp.items():
+        m = re.fullmatch(r"(?:TgAb|anti_?Tg|Tg_?antibod(?:y|ies))_(positive|negative|present|detected|absent)", key,
+                         re.I)
+        if m and isinstance(val, bool):
+            pos = val if m.group(1).lower() in ("positive", "present", "detected") else not val
+            return "positive" if pos else "negative"
+        if m:
+            raise VignetteInputError("?", key, f"expected true/false, got {val!r}")
+    return ""
+
+
+_TREND = re.compile(r"(\d+(?:\.\d+)?)\s*(?:->|→|to)\s*(\d+(?:\.\d+)?)")
+
+
 def _tgab(p: PatientBuilder, inp: dict, dates: list[str]) -> None:
-    text = str(inp.get("TgAb") or inp.get("TgAb_status") or "")
+    text = str(inp.get("TgAb") or inp.get("TgAb_status") or inp.get("anti_Tg") or inp.get("TgAb_trend") or
+               _tgab_flag(inp))
+    trend = _TREND.search(text)
+    if trend and inp.get("TgAb_IU_mL") is None:
+        # "positive, rising (35 -> 80 IU/mL)": two values on the same assay; the earlier one, undated in the
+        # vignette, is written six months before the assessment (the trend is what Table 11 uses)
+        last = date.fromisoformat(dates[-1])
+        earlier = (last - timedelta(days=182)).isoformat() if len(dates) < 2 else dates[-2]
+        inp = {**inp, "TgAb_IU_mL": [trend.group(1), trend.group(2)], "TgAb_assay": "same assay"}
+        dates = [earlier, dates[-1]]
+    elif re.search(r"\b(rising|increasing|declining|decreasing|falling|stable)\b", text, re.I) and \
+            not isinstance(inp.get("TgAb_IU_mL"), list):
+        raise VignetteInputError("?", "TgAb", f"a TgAb trend ({text!r}) needs its values: TgAb_IU_mL as a list "
+                                              "with dates, or 'a -> b' in the text")
     neg_text = bool(re.search(r"negative|undetectable|not detected|absent", text, re.I))
     pos_text = bool(re.search(r"positive|detected|present|elevated", text, re.I)) and not neg_text
     cutoff = inp.get("TgAb_cutoff_IU_mL") or inp.get("TgAb_URL_IU_mL")
@@ -215,7 +289,18 @@ def _tgab(p: PatientBuilder, inp: dict, dates: list[str]) -> None:
 def _imaging(p: PatientBuilder, inp: dict, dates: list[str]) -> None:
     for k, raw in inp.items():
         kind = next((kd for rx, kd in _MODALITY_KEYS if rx.search(k)), None)
-        if kind is None or raw is None or isinstance(raw, bool) or re.search(r"_(?:date|dates|mm|cm)$", k, re.I):
+        if k.lower() in _RAI_KEYS:
+            continue
+        if isinstance(raw, bool) and (kind is not None or re.search(r"structural|functional_disease", k, re.I)):
+            # "neck_US_negative": true / "imaging_negative": false / "structural_disease": true
+            neg = re.search(r"negative|normal|clear", k, re.I)
+            pos = re.search(r"positive|disease|abnormal|structural|metasta", k, re.I)
+            if not (neg or pos):
+                raise VignetteInputError("?", k, "a yes/no imaging field needs a name saying what it answers "
+                                                 "(e.g. neck_US_negative) or a finding text")
+            raw = "negative" if raw == bool(neg) else "structural disease present"
+            kind = kind or "any"
+        if kind is None or raw is None or re.search(r"_(?:date|dates|mm|cm)$", k, re.I):
             continue
         items = raw if isinstance(raw, list) else [raw]
         series = _series(items, dates)
@@ -265,9 +350,28 @@ def _prior(p: PatientBuilder, inp: dict, first: str) -> None:
                       value_code=(LOCAL, code.replace(" ", "-")))
 
 
+_KNOWN = {"surgery", "initial_therapy", "treatment", "initial_treatment", "surgery_date", "rai_date",
+          "diagnosis_date", "dates", "assessment_dates", "date", "assessment_date", "as_of", "tg_condition",
+          "tg_context", "tsh_miu_l", "tgab", "tgab_status", "tgab_iu_ml", "tgab_assay", "tgab_cutoff_iu_ml",
+          "tgab_url_iu_ml", "anti_tg", "tgab_trend", "ata_initial_risk", "ata_risk", "initial_risk",
+          "prior_response", "previous_response", "prior_category", "prior_ata_response", "prior_response_date",
+          "note", "notes", "histology", "tnm", "stage"}
+_RELEVANT = re.compile(r"tg|thyroglob|tsh|rai|iodine|ablation|scan|imaging|ultrasound|sonograph|(?:^|_)(?:ct|mri|pet|"
+                       r"us|wbs|fdg)(?:_|$)|risk|response|nodule|node|disease")
+
+
+def _known(key: str) -> bool:
+    k = key.lower()
+    return (k in _KNOWN or k in _RAI_KEYS or _TG_KEY.fullmatch(key) is not None
+            or bool(re.fullmatch(r"(?:tgab|anti_?tg|tg_?antibod(?:y|ies))_(?:positive|negative|present|detected|"
+                                 r"absent)", k))
+            or any(rx.search(key) for rx, _ in _MODALITY_KEYS) or bool(re.search(r"structural|functional_disease", k)))
+
+
 @converter("ATA", engine.CRITERIA)
 def ata(v: Vignette) -> PatientBuilder:
     inp = v["inputs"]
+    check_keys(v, inp, "", _known, _RELEVANT, "ATA 2015")
     p = PatientBuilder(_pid(v))
     p.condition(icd10="C73", snomed=None, text="Papillary thyroid carcinoma", onset=inp.get("diagnosis_date"))
     dates = _dates(inp)
