@@ -1309,13 +1309,17 @@ def map_ct(record: PatientRecord, routed: RoutedCancer, options: Mapping[str, An
         d = when(obs, "splenomegaly finding")
         if d is not None and _bool_value(obs):
             point(d, ATTACH_DAYS).new_splenomegaly = True
+    measured_new = {d for les in lesions.values() if les.role == "new" for d in les.sizes}
     for d, rep, text in ct_reports:
         if d not in points:
             continue
         pt = points[d]
         if ref_of(rep):
             pt.refs.insert(0, ref_of(rep) or "")
-        if pt.new_flag is None and not pt.new_lesions:
+        if pt.new_flag is None and not pt.new_lesions and d not in measured_new:
+            # [I] a report whose new lesions are measured (TumorSize) is judged on those measurements (Cheson 2014
+            # Table 3 PD rules 5/6: a new node must be >1.5 cm, a new extranodal site >1.0 cm); its words "new node"
+            # describe the same lesions and must not make PD of a new 1.5 cm node on their own (criteria.md §4.3)
             pt.new_flag = new_lesions_in_text(text)
 
     if not points:
@@ -1324,7 +1328,9 @@ def map_ct(record: PatientRecord, routed: RoutedCancer, options: Mapping[str, An
     dates = sorted(points)
     baseline_day = dates[0]
     # --- targets: coded roles, else every lesion measured at baseline (up to 6 by PPD) ---
-    coded_roles = any(les.role for les in lesions.values())
+    # roles decide the targets only when target / non-target roles are coded: a record that codes only its new
+    # lesions ("new") still has every lesion measured at baseline as a target (Cheson 2014: up to 6 largest)
+    coded_roles = any(les.role in ("target", "non-target") for les in lesions.values())
     at_base = [les for les in lesions.values() if baseline_day in les.sizes]
     if coded_roles:
         targets = [les for les in at_base if les.role == "target"]
