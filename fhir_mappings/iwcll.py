@@ -4,7 +4,8 @@ Representations (codes, grades, units and one example resource each are in docs/
 
 * Lymph nodes: the largest node's longest diameter (project code ``cll-largest-node-diameter``) and the sum of the
   products of diameters (``cll-node-spd``), or per-node mCODE TumorSize Observations (LOINC 21889-1, components
-  33728-7 longest / 33729-5 perpendicular) whose ``focus`` BodyStructure or ``bodySite`` is a lymph node.
+  33728-7 longest / 33729-5 perpendicular) whose ``focus`` BodyStructure or ``bodySite`` is a lymph node; without a
+  size, a lymphadenopathy finding (SNOMED CT 30746006, present / absent: absent = no node >= 1.5 cm).
 * Spleen: craniocaudal length (``spleen-length``; mm/cm) or a splenomegaly finding (SNOMED CT 16294009, present /
   absent; ``spleen-normal`` valueBoolean). Liver: size (``liver-size``), normal flag (``liver-normal`` valueBoolean)
   or a hepatomegaly finding (SNOMED CT 80515008, present / absent).
@@ -75,6 +76,7 @@ TRANSFORMATION = f"{LOCAL}|richter-transformation"
 REPORTED = f"{LOCAL}|iwcll-response"
 
 SPLENOMEGALY = f"{SNOMED}|16294009"
+LYMPHADENOPATHY = f"{SNOMED}|30746006"   # Lymphadenopathy (finding): absent = no node >= 1.5 cm (CR column)
 HEPATOMEGALY = f"{SNOMED}|80515008"
 B_SYMPTOMS = (f"{SNOMED}|386661006", f"{SNOMED}|42984000", f"{SNOMED}|89362005")  # fever, night sweats, weight loss
 
@@ -288,6 +290,7 @@ def _read_flags(c: _Collector, options: Mapping[str, Any] | None) -> None:
     record = c.record
     _read_flag(c, _keys([SPLEEN_NORMAL], options, input_name="spleen_normal"), "spleen_normal")
     _read_flag(c, _keys([SPLENOMEGALY], options, input_name="splenomegaly"), "spleen_normal", invert=True)
+    _read_flag(c, _keys([LYMPHADENOPATHY], options, input_name="lymphadenopathy"), "nodes_normal", invert=True)
     _read_flag(c, _keys([LIVER_NORMAL], options, input_name="liver_normal"), "liver_normal")
     _read_flag(c, _keys([HEPATOMEGALY], options, input_name="hepatomegaly"), "liver_normal", invert=True)
     _read_flag(c, _keys([CONSTITUTIONAL], options, input_name="constitutional_symptoms"), "constitutional_symptoms")
@@ -344,12 +347,17 @@ def _read_counts(c: _Collector, options: Mapping[str, Any] | None) -> None:
         c.put(d, "hemoglobin_g_dl", g_dl, ref_of(obs))
 
 
-_NEGATED = re.compile(r"^\s*(?:no|not|without|negative|free of|absence of|absent|nil)\b|no evidence|not (?:identified|"
-                      r"seen|detected|present|found)|negative for|free of|absence of")
-_DISEASE = re.compile(r"cll|chronic lymphocytic|leuk\w*|lymphoma|infiltrat\w*|involv\w*|residual|clonal|nodul\w*|"
-                      r"disease|lymphoid aggregate")
-_RESIDUAL = re.compile(r"infiltrat\w*|involv\w*|residual|persist\w*|nodul\w*|cll cells|clonal b|monoclonal b|"
-                       r"lymphoid aggregate|replaced by")
+# Marrow text, clause by clause.  A disease word is negated by a cue before it in its clause ("no CLL", "normocellular
+# marrow without CLL cells", "negative for CLL") or after it ("CLL cells absent", "CLL infiltrate not seen");
+# "uninvolved" / "not involved" say the marrow is clear.  Word boundaries matter: "uninvolved" is not "involved".
+_DISEASE = re.compile(r"\b(?:cll\s+cells|cll|chronic lymphocytic|leuk\w*|lymphoma|infiltrat\w*|involv\w*|residual|"
+                      r"clonal(?:\s+b(?:[- ]cells?)?)?|monoclonal\s+b\w*|nodul\w*|disease|lymphoid aggregates?|"
+                      r"persist\w*|replaced by)")
+_RESIDUAL = re.compile(r"\b(?:infiltrat\w*|involv\w*|residual|persist\w*|nodul\w*|cll cells|clonal b|monoclonal b|"
+                       r"lymphoid aggregates?|replaced by)")
+_PRE_NEG = re.compile(r"\b(?:no|not|without|negative\s+for|free\s+of|absence\s+of|nil|lack\s+of)\b")
+_POST_NEG = re.compile(r"\b(?:absent|not\s+(?:seen|identified|detected|present|found)|none\s+seen|negative)\b")
+_UNINVOLVED = re.compile(r"\buninvolved\b|\bnot\s+involved\b|\bno\s+involvement\b")
 
 
 def parse_marrow(text: str) -> tuple[Marrow | None, Decimal | None]:
@@ -364,8 +372,14 @@ def parse_marrow(text: str) -> tuple[Marrow | None, Decimal | None]:
     for clause in re.split(r"[,;.\n()]|\band\b|\bbut\b|\bwith\b", t):
         if not clause.strip():
             continue
-        if _NEGATED.search(clause):
-            clear = clear or bool(_DISEASE.search(clause))
+        if _UNINVOLVED.search(clause):
+            clear = True
+            continue
+        hit = _DISEASE.search(clause)
+        if hit is None:
+            continue
+        if _PRE_NEG.search(clause[:hit.start()]) or _POST_NEG.search(clause[hit.end():]):
+            clear = True
         elif _RESIDUAL.search(clause):
             residual = True
     if residual or (pct is not None and pct > 0):
@@ -523,8 +537,8 @@ class CllMapping:
     mrd_only: tuple[mrd_engine.MrdResult, ...] = ()
 
 
-_TP_FIELDS = {"largest_node_mm", "node_spd_mm2", "spleen_mm", "spleen_normal", "liver_mm", "liver_normal",
-              "constitutional_symptoms", "lymphocytes", "platelets", "hemoglobin_g_dl", "neutrophils", "transfused",
+_TP_FIELDS = {"largest_node_mm", "node_spd_mm2", "spleen_mm", "spleen_normal", "nodes_normal", "liver_mm",
+              "liver_normal", "constitutional_symptoms", "lymphocytes", "platelets", "hemoglobin_g_dl", "neutrophils", "transfused",
               "marrow", "marrow_cll_pct", "cytopenia_due_to_cll", "new_lesion", "transformation",
               "reported_category"}
 _CLINICAL = _TP_FIELDS - {"reported_category", "transfused", "cytopenia_due_to_cll"}

@@ -132,6 +132,9 @@ class CllTimepoint:
     refs:                   FHIR references of the resources the numbers came from
     spleen_normal:          spleen not enlarged (True) / splenomegaly (False) by examination, used only when
                             ``spleen_mm`` is not measured (a record often has the exam finding without a length)
+    nodes_normal:           no lymphadenopathy (True: no node >= 1.5 cm by examination / imaging) / lymphadenopathy
+                            (False), used only when ``largest_node_mm`` is not measured (Table 4 CR column "none
+                            >= 1.5 cm" can be stated without a size)
     """
 
     date: date
@@ -154,6 +157,7 @@ class CllTimepoint:
     reported_category: str | None = None
     refs: tuple[str, ...] = ()
     spleen_normal: bool | None = None
+    nodes_normal: bool | None = None
 
 
 @dataclass(frozen=True)
@@ -331,7 +335,8 @@ class _Engine:
     def group_a_cr(self, tp: CllTimepoint, e: _Eval) -> tuple[bool | None, list[str]]:
         """(all group-A CR criteria met?, unmet/missing phrases)."""
         checks: list[tuple[str, bool | None]] = [
-            ("no lymph node >= 15 mm", None if tp.largest_node_mm is None else tp.largest_node_mm < NODE_CR_MAX_MM),
+            ("no lymph node >= 15 mm", tp.nodes_normal if tp.largest_node_mm is None
+             else tp.largest_node_mm < NODE_CR_MAX_MM),
             ("spleen < 130 mm", tp.spleen_normal if tp.spleen_mm is None else tp.spleen_mm < SPLEEN_NORMAL_MAX_MM),
             ("normal liver", tp.liver_normal),
             ("no constitutional symptoms",
@@ -389,9 +394,10 @@ class _Engine:
 
         spd = base.node_spd_mm2 is not None and tp.node_spd_mm2 is not None
         node_abn = (base.largest_node_mm is not None and base.largest_node_mm >= NODE_CR_MAX_MM) or \
-                   (base.largest_node_mm is None and base.node_spd_mm2 is not None and base.node_spd_mm2 > 0)
+                   (base.largest_node_mm is None and base.node_spd_mm2 is not None and base.node_spd_mm2 > 0) or \
+                   (base.largest_node_mm is None and base.node_spd_mm2 is None and base.nodes_normal is False)
         group_a("Lymph nodes", node_abn,
-                None if tp.largest_node_mm is None else tp.largest_node_mm < NODE_CR_MAX_MM,
+                tp.nodes_normal if tp.largest_node_mm is None else tp.largest_node_mm < NODE_CR_MAX_MM,
                 tp.node_spd_mm2 if spd else tp.largest_node_mm,
                 base.node_spd_mm2 if spd else base.largest_node_mm, "mm²" if spd else "mm")
         group_a("Spleen", (base.spleen_mm >= SPLEEN_NORMAL_MAX_MM) if base.spleen_mm is not None
