@@ -16,7 +16,7 @@ from decimal import Decimal
 from typing import Any
 
 from cds_service.sandbox.builders import PatientBuilder
-from cds_service.sandbox.vignettes import Vignette, _pid, converter
+from cds_service.sandbox.vignettes import Vignette, VignetteInputError, _pid, check_keys, converter, count_unit, parse_quantity
 from cds_service.sandbox.vignettes_mrd import _birth, mrd_observation
 from fhir_mappings import iwcll as c
 from fhir_mappings.record import LOINC, SNOMED
@@ -30,6 +30,21 @@ UNIT_SUFFIXES = (("_10e9_per_l", "10*9/L"), ("_x10e9_per_l", "10*9/L"), ("_10e3_
 NON_TP_KEYS = {"baseline", "history", "current", "timing", "therapy", "treatment", "regimen", "disease", "age",
                "therapy_end", "end_of_therapy", "therapy_start", "treatment_start", "bcr_inhibitor", "note",
                "notes", "age_years"}
+
+
+def _isnum(v: Any) -> bool:
+    return isinstance(v, Decimal) or _num(v)
+
+
+def _is_known(lk: str) -> bool:
+    """Field names write_assessment reads (prefixes as there)."""
+    return lk.startswith(("largest_node", "largest_ln", "ldi", "node_spd", "lymph_nodes", "lymphadenopathy", "nodes",
+                          "lymph_node_status", "adenopathy", "spd", "lymph_node_spd", "spleen", "liver",
+                          "constitutional", "b_symptoms", "lymphocyte", "alc", "abs_lymph", "platelet", "plt",
+                          "neutrophil", "anc", "hemoglobin", "haemoglobin", "hb", "marrow", "bone_marrow")) or lk in (
+        "transfused", "transfusion", "transfusion_dependent", "red_cell_transfusion", "category", "response",
+        "reported_category", "iwcll_category", "new_lesion", "new_lesions", "transformation", "richter",
+        "richter_transformation", "cytopenia_due_to_cll", "cytopenia_secondary_to_cll") or "mrd" in lk
 
 
 def _d(v: Any) -> Decimal:
@@ -48,12 +63,39 @@ def _num(v: Any) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool)
 
 
+# units written in a value ("12 cm", "1.8 x10^9/L", "12.8 g/dL") -> UCUM; counts via count_unit
+_VALUE_UNITS = {"mm": "mm", "cm": "cm", "mm2": "mm2", "mm²": "mm2", "cm2": "cm2", "cm²": "cm2", "g/dl": "g/dL",
+                "g/l": "g/L", "mmol/l": "mmol/L", "%": "%"}
+
+
+_SUFFIX_OF_UNIT = {"mm": "mm", "cm": "cm", "mm2": "mm2", "cm2": "cm2", "g/dL": "g_dl", "g/L": "g_l", "mmol/L": "mmol_l",
+                   "%": "pct", "10*9/L": "10e9_per_l", "10*3/uL": "10e3_per_ul", "/uL": "per_ul"}
+
+
+def _with_unit(key: str, v: Any) -> tuple[Decimal, str | None] | None:
+    """(value, unit written in the value or None) of a number or a string such as "12 cm" / "1.8 x10^9/L";
+    None when ``v`` is not a number (words are read elsewhere).  An unknown unit raises VignetteInputError."""
+    if _num(v):
+        return _d(v), None
+    q = parse_quantity(v) if isinstance(v, str) else None
+    if q is None or q[1] is not None:
+        return None
+    if not q[2]:
+        return q[0], None
+    text = re.sub(r"\s+", "", q[2]).lower()
+    unit = _VALUE_UNITS.get(text) or count_unit(q[2])
+    if unit is None:
+        raise VignetteInputError("?", key, f"unknown unit in {v!r}")
+    return q[0], unit
+
+
 def _truthy(v: Any) -> bool | None:
     if isinstance(v, bool):
         return v
     if isinstance(v, str):
         t = v.strip().lower()
-        if re.match(r"^(no|none|absent|false|normal|not palpable|nil|negative)\b", t):
+        if re.match(r"^(no|none|absent|false|normal|not palpable|nil|negative|not enlarged|non-?palpable|"
+                    r"impalpable|within normal|normal size|resolved)\b", t):
             return False
         return True if t else None
     return None
@@ -67,27 +109,52 @@ def _finding(p: PatientBuilder, key: str, when: str, present: bool, display: str
     return obs
 
 
-def write_assessment(p: PatientBuilder, tp: dict, when: str) -> None:
-    for k, v in tp.items():
-        if v is None or k == "date":
+_RELEVANT = re.compile(r"node|lymph|spleen|splen|liver|hepat|platelet|^plt|^hb|hemoglobin|haemoglobin|neutro|^anc|"
+                       r"^alc|marrow|mrd|symptom|transfus|cytopenia|richter|transform|lesion|spd")
+
+
+def write_assessment(p: PatientBuilder, tp: dict, when: str, where: str = "") -> None:
+    for k, raw in tp.items():
+        if raw is None or k == "date":
             continue
         lk = k.lower()
+        q = _with_unit(k, raw)
+        v: Any = raw
+        if q is not None:
+            v = q[0]
+            if q[1]:
+                if q[1] not in _SUFFIX_OF_UNIT:
+                    raise VignetteInputError("?", f"{where}{k}", f"unit {q[1]} not accepted here")
+                k = f"{k}_{_SUFFIX_OF_UNIT[q[1]]}"
+                lk = k.lower()
+        if lk.startswith(("largest_lymph_node", "largest_node", "largest_ln", "ldi", "lymph_node_largest",
+                          "max_node", "largest_lymphadenopathy")):
+            lk = "largest_node" + lk[len(lk.split("_cm")[0].split("_mm")[0]):]
+        elif not _is_known(lk) and _RELEVANT.search(lk):
+            raise VignetteInputError("?", f"{where}{k}", "field not read by the iwCLL vignette converter "
+                                                         "(rename it to a documented field or extend the converter)")
         if lk.startswith("largest_node") or lk.startswith("largest_ln") or lk.startswith("ldi"):
-            if _num(v):
+            if _isnum(v):
                 p.observation(c.LARGEST_NODE, when, display="Largest lymph node, longest diameter", value=_d(v),
                               unit=_unit(k, "mm"), category="imaging")
         elif lk.startswith("node_spd") or lk.startswith("spd") or lk.startswith("lymph_node_spd"):
-            if _num(v):
+            if _isnum(v):
                 p.observation(c.NODE_SPD, when, display="Lymph nodes, sum of products of diameters", value=_d(v),
                               unit=_unit(k, "mm2"), category="imaging")
+        elif lk.startswith(("lymph_nodes", "lymphadenopathy", "nodes", "lymph_node_status", "adenopathy")):
+            t = _truthy(v) if not re.match(r"^\s*(?:none|no)\b[^;]*(?:>=?|≥|over|above)\s*1[.,]5\s*cm", str(v), re.I) \
+                else False
+            if t is None:
+                raise VignetteInputError("?", f"{where}{k}", f"cannot read {v!r} as lymphadenopathy present / absent")
+            _finding(p, c.LYMPHADENOPATHY, when, t, "Lymphadenopathy", str(v))
         elif lk.startswith("spleen"):
-            if _num(v):
+            if _isnum(v):
                 p.observation(c.SPLEEN_LENGTH, when, display="Spleen craniocaudal length", value=_d(v),
                               unit=_unit(k, "cm"), category="imaging")
             elif _truthy(v) is not None:
                 _finding(p, c.SPLENOMEGALY, when, bool(_truthy(v)), "Splenomegaly", str(v))
         elif lk.startswith("liver"):
-            if _num(v):
+            if _isnum(v):
                 p.observation(c.LIVER_SIZE, when, display="Liver craniocaudal length", value=_d(v),
                               unit=_unit(k, "cm"), category="imaging")
             elif _truthy(v) is not None:
@@ -98,19 +165,19 @@ def write_assessment(p: PatientBuilder, tp: dict, when: str) -> None:
                 p.observation(c.CONSTITUTIONAL, when, display="Constitutional (B) symptoms", value_bool=t,
                               category="exam", note=v if isinstance(v, str) else None)
         elif lk.startswith("lymphocyte") or lk.startswith("alc") or lk.startswith("abs_lymph"):
-            if _num(v):
+            if _isnum(v):
                 p.observation(f"{LOINC}|731-0", when, display="Lymphocytes [#/volume] in Blood by Automated count",
                               value=_d(v), unit=_unit(k, "10*9/L"))
         elif lk.startswith("platelet") or lk.startswith("plt"):
-            if _num(v):
+            if _isnum(v):
                 p.observation(f"{LOINC}|777-3", when, display="Platelets [#/volume] in Blood by Automated count",
                               value=_d(v), unit=_unit(k, "10*9/L"))
         elif lk.startswith("neutrophil") or lk.startswith("anc"):
-            if _num(v):
+            if _isnum(v):
                 p.observation(f"{LOINC}|751-8", when, display="Neutrophils [#/volume] in Blood by Automated count",
                               value=_d(v), unit=_unit(k, "10*9/L"))
         elif lk.startswith("hemoglobin") or lk.startswith("haemoglobin") or lk.startswith("hb"):
-            if _num(v):
+            if _isnum(v):
                 unit = _unit(k, "g/dL")
                 code = "59260-0" if unit == "mmol/L" else "718-7"
                 p.observation(f"{LOINC}|{code}", when, display="Hemoglobin in Blood", value=_d(v), unit=unit)
@@ -120,7 +187,7 @@ def write_assessment(p: PatientBuilder, tp: dict, when: str) -> None:
                 p.observation(c.TRANSFUSED, when, display="Red-cell transfusion or ESA before this haemoglobin",
                               value_bool=t, category="therapy")
         elif lk.startswith("marrow") or lk.startswith("bone_marrow"):
-            if _num(v) and (lk.endswith("_pct") or "cll" in lk or "infiltr" in lk):
+            if _isnum(v) and (lk.endswith("_pct") or "cll" in lk or "infiltr" in lk):
                 p.observation(c.MARROW_INFILTRATION, when, display="CLL cells in bone marrow", value=_d(v), unit="%")
             elif isinstance(v, str) and not re.search(r"not (done|performed)|^n/?a$", v.strip(), re.I):
                 p.report(when, category="pathology", code=(LOINC, "48807-2", "Bone marrow aspiration report"),
@@ -143,7 +210,7 @@ def write_assessment(p: PatientBuilder, tp: dict, when: str) -> None:
                 p.observation(c.CYTOPENIA_DUE_TO_CLL, when, display="Cytopenia attributed to CLL", value_bool=t,
                               category="exam")
         elif "mrd" in lk:
-            item = v if isinstance(v, dict) else ({k: v} if _num(v) else {"result": str(v)})
+            item = v if isinstance(v, dict) else ({k: v} if _isnum(v) else {"result": str(v)})
             if isinstance(v, str):
                 item["sample"] = "peripheral blood" if re.search(r"\bpb\b|blood", v, re.I) else ""
             mrd_observation(p, item, when)
@@ -189,7 +256,8 @@ def cll(v: Vignette) -> PatientBuilder:
                 onset=(first - timedelta(days=400)).isoformat())
     baseline_date = None
     for (role, tp), when in zip(items, dates):
-        write_assessment(p, tp, when)
+        where = "history[]." if role == "history" else f"{role}." if inp.get(role) is tp else ""
+        write_assessment(p, tp, when, where)
         if role == "baseline":
             baseline_date = when
             p.observation(c.REPORTED, when, display="iwCLL assessment: pre-treatment baseline",
