@@ -128,6 +128,18 @@ NEGATED_DETERIORATION = re.compile(r"\bno\b[^.]{0,30}deteriorat|not tumou?r[- ]r
                                    r"not due to (?:the )?tumou?r",
                                    re.I)
 DETERIORATION = re.compile(r"deteriorat|worse|declin|progressive (?:neurolog|symptom)", re.I)
+# RANO's own wording "clinical deterioration not due to other causes" (and "attributed to tumour, not to other
+# causes", "no other cause found") affirms tumour-related deterioration: these phrases are taken out before the
+# negation test, whose "other cause" / "due to ..." patterns would otherwise read them as a denial (criteria.md §10.2
+# row PD)
+AFFIRMED_CAUSE = re.compile(r"\bnot\s+(?:(?:due|related|attributable|secondary)\s+)?to\s+(?:any\s+)?other\s+causes?|"
+                            r"\bno\s+other\s+(?:\w+\s+)?causes?(?:\s+(?:found|identified))?", re.I)
+
+
+def negated_deterioration(text: str) -> bool:
+    """The text denies tumour-related deterioration ("no deterioration", "not tumour-related", "due to
+    radiation necrosis"); RANO's "not due to other causes" is an affirmation, not a denial."""
+    return bool(NEGATED_DETERIORATION.search(AFFIRMED_CAUSE.sub(" ", text)))
 
 
 @dataclass
@@ -375,7 +387,7 @@ def _deterioration(obs: Resource) -> bool | None:
     if isinstance(obs.get("valueBoolean"), bool):
         if not obs["valueBoolean"]:
             return False
-        return not NEGATED_DETERIORATION.search(text)
+        return not negated_deterioration(text)
     if keys & {STABLE, IMPROVED} or word in ("stable", "improved", "no-deterioration",
                                               "no-tumour-related-deterioration",
                                               "no-tumor-related-deterioration", "deterioration-not-tumour-related",
@@ -383,9 +395,9 @@ def _deterioration(obs: Resource) -> bool | None:
         return False
     if keys & {WORSENED} or word in ("tumour-related-deterioration", "tumor-related-deterioration", "deteriorated",
                                      "worsened", "deterioration"):
-        return not NEGATED_DETERIORATION.search(text.replace(word, ""))
+        return not negated_deterioration(text.replace(word, ""))
     if DETERIORATION.search(text):
-        return not NEGATED_DETERIORATION.search(text)
+        return not negated_deterioration(text)
     if "stable" in text or "improv" in text:
         return False
     return None
