@@ -17,7 +17,7 @@ from decimal import Decimal
 from typing import Any
 
 from cds_service.sandbox.builders import PatientBuilder, concept, qty
-from cds_service.sandbox.vignettes import Vignette, _pid, converter
+from cds_service.sandbox.vignettes import Vignette, VignetteInputError, _pid, check_keys, converter
 from cds_service.sandbox.vignettes_pcwg3 import (
     REPORT_SYSTEM,
     add_therapy,
@@ -47,6 +47,13 @@ def steroid_text(text: Any) -> tuple[Decimal | None, Decimal | None]:
         return None, None
     if is_number(text):
         return None, _dec(text)
+    if isinstance(text, dict):  # {"baseline": 2, "current": 8} (mg/day, or a text each)
+        base = next((text[k] for k in ("baseline", "at_baseline", "baseline_scan", "before") if k in text), None)
+        cur = next((text[k] for k in ("current", "now", "scan", "at_scan", "latest", "after") if k in text), None)
+        if base is None and cur is None:
+            raise VignetteInputError("?", "steroids", f"cannot read {text!r} (use baseline / current doses)")
+        return (steroid_text(base)[1] if base is not None else None,
+                steroid_text(cur)[1] if cur is not None else None)
     base, cur = _steroid_doses(str(text).lower())
     per_day = m.per_day_from_text(str(text)) or Decimal(1)  # "4 mg twice daily" = 8 mg/day
     return (None if base is None else base * per_day), (None if cur is None else cur * per_day)
@@ -119,7 +126,7 @@ def _deteriorated(text: Any) -> bool | None:
         return None
     if isinstance(text, bool):
         return text
-    t = str(text).lower()
+    t = m.AFFIRMED_CAUSE.sub(" ", str(text).lower())  # "not due to other causes" affirms (RANO's own wording)
     if "deteriorat" in t or "worse" in t or "declin" in t:
         return not (t.startswith("no ") or "no tumour-related" in t or "no tumor-related" in t
                     or "not tumour" in t or "not tumor" in t or "other cause" in t or "unrelated" in t)
@@ -183,9 +190,61 @@ def _lesion_diameters(les: dict) -> tuple[Any, Any, str]:
     return (vals[0] if len(vals) > 0 else None), (vals[1] if len(vals) > 1 else None), unit
 
 
+_SCAN_LISTS = ("scans", "timepoints", "mri", "mris", "mri_scans", "assessments", "followup", "follow_up",
+               "followups")
+_KNOWN = {"as_of", "tumor", "tumour", "histology", "non_enhancing", "newly_diagnosed", "baseline", "baseline_date",
+          "scan", "nadir_date", "treatment", "drug", "setting", "volumetric", "confirm_progression", "immunotherapy",
+          "new_lesions", "new_measurable_lesion", "new_lesion", "non_measurable_progression", "treatment_start",
+          "non_measurable_disease",
+          "note", "notes", "diagnosis", *_SCAN_LISTS}
+_RELEVANT = re.compile(r"spd|volume|lesion|steroid|dexa|clinical|scan|mri|nadir|radio|(?:^|_)rt(?:_|$)|measurable|"
+                       r"enhanc|flair|t2|idh")
+
+
+def _known(key: str) -> bool:
+    k = key.lower()
+    return (k in _KNOWN or "baseline" in k or "nadir" in k or k.startswith(("idh", "clinical", "non_enhancing", "t2",
+                                                                            "flair"))
+            or "steroid" in k or "dexa" in k or any(w in k for w in STEROID_NAMES)
+            or bool(re.search(r"(^|_)(rt|radiotherapy|radiation|chemoradiation|chemoradiotherapy|crt)(_|$)", k))
+            or "start" in k)
+
+
+def _non_measurable_word(raw: Any) -> str:
+    """Non-measurable (non-target) enhancing disease in words -> the mapper's absent / present / progression."""
+    if isinstance(raw, bool):
+        return "present" if raw else "absent"
+    t = str(raw).strip().lower()
+    if re.match(r"(none|no|absent|resolved|disappeared|not seen|cr)\b", t):
+        return "absent"
+    if re.search(r"unequivocal|progress|increas|worse", t):
+        return "progression"
+    if re.search(r"stable|present|persist|unchanged|residual|yes", t):
+        return "present"
+    raise VignetteInputError("?", "non_measurable_disease", f"cannot read {raw!r} (none / stable / progression)")
+
+
+def _lesion_pairs(row: dict) -> dict:
+    """Lesions given as diameter pairs (``lesions_mm: [[30, 20], [12, 10]]``) -> the lesion objects the converter
+    reads (``lesions: [{"d1_mm": 30, "d2_mm": 20}, ...]``)."""
+    for key in list(row):
+        mm = re.fullmatch(r"(?:lesions?|target_lesions|targets|diameters)_(mm|cm)", key, re.I)
+        if mm and isinstance(row[key], list):
+            unit = mm.group(1).lower()
+            lesions = []
+            for i, pair in enumerate(row[key]):
+                if not (isinstance(pair, (list, tuple)) and len(pair) == 2 and all(is_number(x) for x in pair)):
+                    raise VignetteInputError("?", key, f"lesion {i + 1}: expected two perpendicular diameters")
+                lesions.append({"id": f"L{i + 1}", f"d1_{unit}": pair[0], f"d2_{unit}": pair[1]})
+            row = {k: x for k, x in row.items() if k != key}
+            row["lesions"] = lesions
+    return row
+
+
 @converter("RANO", "RANO 2.0")
 def rano(v: Vignette) -> PatientBuilder:
     inp = v["inputs"]
+    check_keys(v, inp, "", _known, _RELEVANT, "RANO 2.0")
     as_of = d(inp["as_of"]) if inp.get("as_of") else None
     p = PatientBuilder(_pid(v), gender="male", birth_date="1966-07-01")
     tumour = str(inp.get("tumor") or inp.get("tumour") or inp.get("histology") or "Glioblastoma")
@@ -197,7 +256,7 @@ def rano(v: Vignette) -> PatientBuilder:
     # scans: (row, label)
     rows: list[tuple[dict, str | None]] = []
     if isinstance(inp.get("baseline"), dict):
-        rows.append((inp["baseline"], "baseline"))
+        rows.append((_lesion_pairs(inp["baseline"]), "baseline"))
     elif isinstance(inp.get("baseline_date") or inp.get("baseline"), str):  # baseline given as top-level fields
         row: dict[str, Any] = {"date": inp.get("baseline_date") or inp["baseline"]}
         for k, x in inp.items():
@@ -205,10 +264,13 @@ def rano(v: Vignette) -> PatientBuilder:
             if is_number(x) and "baseline" in kl and not any(w in kl for w in ("steroid", "dexa")):
                 row[kl.replace("baseline_", "").replace("_baseline", "")] = x
         rows.append((row, "baseline"))
-    for r in inp.get("scans") or []:
-        rows.append((r, "baseline" if is_baseline(r.get("label")) else None))
+    for key in _SCAN_LISTS:
+        for r in inp.get(key) or []:
+            if isinstance(r, dict):
+                rows.append((_lesion_pairs(r), "baseline" if is_baseline(r.get("label")) else None))
+    rows = [(_lesion_pairs(r), lab) for r, lab in rows]
     if isinstance(inp.get("scan"), dict):
-        rows.append((inp["scan"], None))
+        rows.append((_lesion_pairs(inp["scan"]), None))
     rows = [(r, lab) for r, lab in rows if r.get("date") and (as_of is None or d(r["date"]) <= as_of)]
     rows.sort(key=lambda x: d(x[0]["date"]))
     follow = [r for r, lab in rows if not lab]
@@ -345,6 +407,12 @@ def rano(v: Vignette) -> PatientBuilder:
                 nmp = inp.get("non_measurable_progression")
             if nmp:
                 results.append(p.observation(m.NON_MEASURABLE, when, value_code="progression", category="imaging"))
+            nmd = r.get("non_measurable_disease")
+            if nmd is None and r is last_row:
+                nmd = inp.get("non_measurable_disease")
+            if nmd is not None and not nmp:
+                results.append(p.observation(m.NON_MEASURABLE, when, value_code=_non_measurable_word(nmd),
+                                             category="imaging", note=nmd if isinstance(nmd, str) else None))
             clinical = _clinical_field(r)
             if clinical is None and r is last_row:
                 clinical = _clinical_field(inp)
