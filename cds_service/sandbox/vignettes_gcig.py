@@ -14,8 +14,9 @@ from datetime import date, timedelta
 from typing import Any
 
 from cds_service.sandbox.builders import PatientBuilder, qty
-from cds_service.sandbox.vignettes import Vignette, _pid, converter
+from cds_service.sandbox.vignettes import Vignette, VignetteInputError, _pid, check_keys, converter
 from cds_service.sandbox.vignettes_pcwg3 import (
+    UNIT_SUFFIXES,
     add_therapy,
     d,
     days_before,
@@ -23,6 +24,7 @@ from cds_service.sandbox.vignettes_pcwg3 import (
     in_record,
     is_baseline,
     is_number,
+    number_and_unit,
     start_date,
     value_with_unit,
 )
@@ -91,11 +93,31 @@ def _mouse(p: PatientBuilder, inp: dict, first: date) -> None:
                "effectiveDateTime": when.isoformat()})
 
 
+_CA125_LISTS = ("ca125", "ca_125", "ca125_u_ml", "ca_125_u_ml", "ca125_values", "ca125_series", "ca125_results",
+                "ca125_ku_l")
+_RELEVANT = re.compile(r"ca.?125|uln|paracent|thoracent|pleur|periton|ascites|mouse|murine|hama|antibod|nadir")
+
+
+def _known(key: str) -> bool:
+    k = key.lower()
+    return (k.replace("-", "_") in _CA125_LISTS or k.startswith("uln") or k.endswith("_uln")
+            or any(w in k for w in PROC_KEYS) or "mouse" in k or "murine" in k or "hama" in k
+            or k in ("as_of", "setting", "treatment", "treatment_start", "note", "notes", "use_case", "trial_setting")
+            or "start" in k or "cycle" in k)
+
+
 @converter("GCIG", "GCIG CA-125 (2011)")
 def gcig(v: Vignette) -> PatientBuilder:
     inp = v["inputs"]
     p = PatientBuilder(_pid(v), gender="female", birth_date="1958-05-01")
-    rows = in_record(list(inp.get("ca125") or inp.get("CA125") or inp.get("ca_125") or []), inp.get("as_of"))
+    check_keys(v, inp, "", _known, _RELEVANT, "GCIG CA-125")
+    key = next((k for k in inp if k.lower().replace("-", "_") in _CA125_LISTS and isinstance(inp[k], list)), None)
+    raw_rows = [dict(r) for r in inp.get(key) or []] if key else []
+    unit_suffix = next((suf for suf, _ in UNIT_SUFFIXES if key and key.endswith("_" + suf)), None)
+    for r in raw_rows:  # "CA125_U_mL": [{"date", "value"}]: the list's name gives the unit
+        if unit_suffix and "value" in r and "unit" not in r:
+            r[unit_suffix] = r.pop("value")
+    rows = in_record(raw_rows, inp.get("as_of"))
     first = d(rows[0]["date"]) if rows else date(2024, 1, 1)
     cond = p.condition(icd10="C56.9", text="Malignant neoplasm of ovary",
                        onset=(first - timedelta(days=30)).isoformat())
@@ -109,13 +131,15 @@ def gcig(v: Vignette) -> PatientBuilder:
 
     uln_fields = {k: x for k, x in inp.items() if k.lower().startswith("uln") or k.lower().endswith("_uln")}
     uln, uln_unit = value_with_unit(uln_fields, CA125_UNITS)
-    if uln is None:  # "ULN": 35 without a unit suffix: the CA-125 unit
-        uln = next((x for x in uln_fields.values() if is_number(x)), None)
-        uln_unit = "U/mL"
-    for r in rows:
+    if uln is None:  # "ULN": 35 (or "35 U/mL") without a unit suffix: the CA-125 unit
+        got = next((g for g in (number_and_unit(x, "U/mL") for x in uln_fields.values()) if g is not None), None)
+        uln, uln_unit = got if got is not None else (None, "U/mL")
+        if uln is None and uln_fields:
+            raise VignetteInputError("?", next(iter(uln_fields)), "cannot read the ULN as a number")
+    for i, r in enumerate(rows):
         value, unit = value_with_unit(r, CA125_UNITS)
         if value is None:
-            continue
+            raise VignetteInputError("?", f"{key}[{i}]", "no CA-125 value (U_mL / kU_L, or value + unit)")
         extra: dict[str, Any] = {}
         if uln is not None:
             extra["referenceRange"] = [{"high": qty(uln, uln_unit)}]

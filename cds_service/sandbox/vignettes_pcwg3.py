@@ -16,7 +16,7 @@ from datetime import date, timedelta
 from typing import Any, Iterable
 
 from cds_service.sandbox.builders import PatientBuilder, concept
-from cds_service.sandbox.vignettes import Vignette, _pid, converter
+from cds_service.sandbox.vignettes import Vignette, VignetteInputError, _pid, check_keys, converter, parse_quantity
 from fhir_mappings import pcwg3 as m
 
 # vignette key suffix -> UCUM unit (longest first)
@@ -38,19 +38,40 @@ def is_number(x: Any) -> bool:
     return isinstance(x, (int, float)) and not isinstance(x, bool)
 
 
+_UNIT_TEXT = {"ng/ml": "ng/mL", "ug/l": "ug/L", "µg/l": "ug/L", "ku/l": "kU/L", "kiu/l": "k[IU]/L", "iu/ml": "[IU]/mL",
+              "u/ml": "U/mL", "mm2": "mm2", "mm²": "mm2", "cm2": "cm2", "cm²": "cm2", "mm3": "mm3", "cm3": "cm3",
+              "ml": "mL"}
+
+
+def number_and_unit(raw: Any, unit: str | None) -> tuple[Any, str | None] | None:
+    """A number, or a string holding a number with no unit or with a unit (then returned): "20.0", "20.0 ng/mL"."""
+    if is_number(raw):
+        return raw, unit
+    q = parse_quantity(raw) if isinstance(raw, str) else None
+    if q is None or q[1] is not None:
+        return None
+    if not q[2]:
+        return q[0], unit
+    given = _UNIT_TEXT.get(re.sub(r"\s+", "", q[2]).lower())
+    return (q[0], given) if given else None
+
+
 def value_with_unit(row: dict, units: Iterable[str], *, exclude: Iterable[str] = ()) -> tuple[Any, str | None]:
-    """The first numeric field whose name ends in a unit suffix for one of ``units``; ``value`` + ``unit`` too."""
+    """The first numeric field whose name ends in a unit suffix for one of ``units``; ``value`` + ``unit`` too.
+    Numbers may be written as strings, with the unit in the string ("20.0 ng/mL")."""
     wanted = set(units)
     skip = tuple(exclude)
     for key, raw in row.items():
-        if not is_number(raw) or any(key.lower().startswith(s) for s in skip):
+        if any(key.lower().startswith(s) for s in skip):
             continue
         for suffix, unit in UNIT_SUFFIXES:
             if unit in wanted and (key == suffix or key.endswith("_" + suffix)):
-                return raw, unit
-    if is_number(row.get("value")):
-        unit = row.get("unit") if isinstance(row.get("unit"), str) else None
-        return row["value"], unit or next(iter(units))
+                got = number_and_unit(raw, unit)
+                if got is not None:
+                    return got
+    got = number_and_unit(row.get("value"), row.get("unit") if isinstance(row.get("unit"), str) else None)
+    if got is not None and (got[1] is None or got[1] in wanted):
+        return got[0], got[1] or next(iter(units))
     return None, None
 
 
@@ -115,9 +136,33 @@ def count_obs(p: PatientBuilder, key: str, when: str, n: int, display: str) -> d
 
 # --- PCWG3 ------------------------------------------------------------------------------------------------------
 
+_PSA_LISTS = ("psa", "PSA", "psa_values", "PSA_values", "psa_ng_mL", "PSA_ng_mL", "psa_series", "PSA_series",
+              "psa_results", "PSA_results")
+
+
 def _psa_rows(inp: dict) -> list[dict]:
-    rows = inp.get("psa") or inp.get("PSA") or inp.get("psa_values") or []
-    return in_record(list(rows), inp.get("as_of"))
+    """PSA results: a list under ``psa`` (or ``PSA_ng_mL``, ``psa_series`` ...); a baseline given as its own fields
+    (``baseline_psa_ng_mL`` + ``baseline_date``) is the first row."""
+    key = next((k for k in _PSA_LISTS if isinstance(inp.get(k), list)), None)
+    rows = [dict(r) for r in (inp.get(key) or [])] if key else []
+    unit_suffix = next((suf for suf, _ in UNIT_SUFFIXES if key and key.endswith("_" + suf)), None)
+    for r in rows:  # "PSA_ng_mL": [{"date", "value"}]: the list's name gives the unit
+        if unit_suffix and "value" in r and "unit" not in r:
+            r[unit_suffix] = r.pop("value")
+    base = {k: x for k, x in inp.items() if re.fullmatch(r"(?:baseline|pretreatment)_psa(?:_.+)?", k, re.I)}
+    if base:
+        when = inp.get("baseline_date") or inp.get("baseline_psa_date")
+        if not isinstance(when, str):
+            raise VignetteInputError("?", next(iter(base)), "a baseline PSA needs baseline_date")
+        row = {"date": when, "label": "baseline"}
+        for k, x in base.items():
+            rest = re.sub(r"^(?:baseline|pretreatment)_psa_?", "", k, flags=re.I)
+            row[rest or "value"] = x
+        rows.append(row)
+    for i, r in enumerate(rows):
+        if isinstance(r, dict) and r.get("date") and value_with_unit(r, ("ng/mL", "ug/L"))[0] is None:
+            raise VignetteInputError("?", f"{key or 'psa'}[{i}]", "no PSA value (ng_mL / ug_L, or value + unit)")
+    return in_record(rows, inp.get("as_of"))
 
 
 def _bone_rows(inp: dict) -> list[dict]:
@@ -148,9 +193,21 @@ def _bone_fields(row: dict) -> dict[str, Any]:
     return out
 
 
+_RELEVANT = re.compile(r"psa|bone|scan|nadir|lesion|soft_tissue|recist")
+
+
+def _known(key: str) -> bool:
+    k = key.lower()
+    return (key in _PSA_LISTS or k in ("bone_scans", "bone_scan", "as_of", "setting", "treatment", "drug",
+                                       "treatment_start", "baseline_date", "baseline_psa_date", "note", "notes")
+            or k.startswith("nadir") or bool(re.fullmatch(r"(?:baseline|pretreatment)_psa(?:_.+)?", k))
+            or "start" in k)
+
+
 @converter("PCWG3", "PCWG3")
 def pcwg3(v: Vignette) -> PatientBuilder:
     inp = v["inputs"]
+    check_keys(v, inp, "", _known, _RELEVANT, "PCWG3")
     p = PatientBuilder(_pid(v), gender="male", birth_date="1952-03-01")
     psa_rows, bone_rows = _psa_rows(inp), _bone_rows(inp)
     first = min([d(r["date"]) for r in psa_rows + bone_rows] or [date(2024, 1, 1)])
