@@ -17,7 +17,7 @@ from decimal import Decimal
 from typing import Any
 
 from cds_service.sandbox.builders import PatientBuilder, concept, qty
-from cds_service.sandbox.vignettes import NotMine, Vignette, _pid, converter
+from cds_service.sandbox.vignettes import NotMine, Vignette, VignetteInputError, _pid, converter
 from fhir_mappings import mrd as m
 from fhir_mappings.record import LOINC, SNOMED
 from rules import mrd as engine
@@ -143,6 +143,9 @@ def _site(text: str) -> Json | None:
     return None
 
 
+_TEXT_LEVEL_KEYS = ("MRD", "mrd", "MRD_level", "mrd_level", "MRD_value", "mrd_value", "level", "value")
+
+
 def mrd_observation(p: PatientBuilder, item: dict, default_date: str, *, defaults: dict | None = None) -> Json:
     """One MRD result (vignette dict) as the project's MRD Observation."""
     item = {**(defaults or {}), **item}
@@ -176,7 +179,11 @@ def mrd_observation(p: PatientBuilder, item: dict, default_date: str, *, default
                     and isinstance(item[k], (int, float)) and not isinstance(item[k], bool)), None)
     level_key = pct_key or level_key
     result_text = " ".join(str(item[k]) for k in ("result", "status", "finding", "interpretation", "MRD_result",
-                                                  "mrd_result") if isinstance(item.get(k), str))
+                                                  "mrd_result", *_TEXT_LEVEL_KEYS) if isinstance(item.get(k), str))
+    for k in _TEXT_LEVEL_KEYS:  # a bare number under a name without its unit: % or fraction cannot be told
+        if isinstance(item.get(k), (int, float)) and not isinstance(item.get(k), bool):
+            raise VignetteInputError("?", k, "an MRD level needs its unit in the name (MRD_pct / MRD_fraction) "
+                                             "or in the value (\"0.02%\", \"2 x 10^-4\")")
     kwargs: dict[str, Any] = {}
     parsed = m.parse_mrd_text(result_text) if result_text else m.ParsedText()
     if sens is None and parsed.sensitivity is not None:
@@ -189,6 +196,8 @@ def mrd_observation(p: PatientBuilder, item: dict, default_date: str, *, default
         kwargs = {"value": _d(item[level_key]), "unit": _unit_of_key(level_key)}
     elif parsed.detected is False:
         kwargs = {"value_code": (SNOMED, "260415000")}
+    elif parsed.level is not None and level_key is None:  # "MRD": "0.02%", "MRD_level": "5 x 10^-5"
+        kwargs = {"value": parsed.level, "unit": "1"}
     elif parsed.detected and parsed.level is None:
         kwargs = {"value_code": (SNOMED, "260373001")}
     elif result_text:
