@@ -20,7 +20,7 @@ from decimal import Decimal
 from typing import Any
 
 from cds_service.sandbox.builders import PatientBuilder, coding, concept
-from cds_service.sandbox.vignettes import Vignette, _pid, converter
+from cds_service.sandbox.vignettes import Vignette, VignetteInputError, _pid, check_keys, converter
 from fhir_mappings import breast as m
 from fhir_mappings.record import LOINC, SNOMED
 from rules import breast as engine
@@ -79,9 +79,70 @@ def _procedure(p: PatientBuilder, when: str | None, text: str, *, not_done_reaso
     return p.add(res)
 
 
+def _yes_no(key: str, raw: Any) -> bool | None:
+    """A finding given as true/false or in words ("yes", "present", "absent", "none")."""
+    if isinstance(raw, bool) or raw is None:
+        return raw
+    t = str(raw).strip().lower()
+    if re.match(r"(no|none|absent|negative|not (seen|identified|present)|false|nil)\b", t):
+        return False
+    if re.match(r"(yes|present|positive|seen|identified|true|focal|extensive|residual)\b", t):
+        return True
+    raise VignetteInputError("?", key, f"cannot read {raw!r} as present / absent")
+
+
+_INVASIVE_KEYS = ("residual_invasive", "residual_invasive_breast", "residual_invasive_carcinoma",
+                  "residual_invasive_cancer", "invasive_residual", "residual_invasive_disease_breast")
+_FLAG_KEYS = (("residual_dcis", m.RESIDUAL_DCIS, "Residual ductal carcinoma in situ"),
+              ("dcis", m.RESIDUAL_DCIS, "Residual ductal carcinoma in situ"),
+              ("residual_in_situ", m.RESIDUAL_DCIS, "Residual ductal carcinoma in situ"),
+              ("lvi", m.RESIDUAL_LVI, "Residual lymphovascular invasion"),
+              ("residual_lvi", m.RESIDUAL_LVI, "Residual lymphovascular invasion"),
+              ("lymphovascular_invasion", m.RESIDUAL_LVI, "Residual lymphovascular invasion"))
+_KNOWN = {"surgery_date", "date", "diagnosis_date", "surgery", "not_operated_due_to_progression",
+          "progression_before_surgery", "not_operated", "progression_date", "yptn", "ypt", "ypn", "rcb_class_reported",
+          "reported_rcb_class", "rcb_reported", "pathology_report", "report_text", "pathology", "pathology_text",
+          "note", "notes", "subtype", "receptor_status", "her2", "er", "pr", "neoadjuvant", "regimen", "treatment",
+          *_INVASIVE_KEYS, *(k for k, _, _ in _FLAG_KEYS)}
+_RELEVANT = re.compile(r"yp|pcr|rcb|residual|invasive|dcis|in_situ|lvi|lymphovascular|node|nodal|ln|metasta|tumou?r_bed|"
+                       r"cellularity|definition|itc|isolated")
+
+
+def _known(key: str) -> bool:
+    return key.lower() in _KNOWN or any(rx.search(key) for rx, _, _ in _RCB_FIELDS)
+
+
+def _derived_tn(inp: dict) -> tuple[str | None, str | None]:
+    """ypT / ypN written from yes/no findings when the vignette gives no TNM: residual invasive carcinoma in the
+    breast no -> ypT0 (ypTis with residual DCIS); positive nodes 0 -> ypN0, 1-3 -> ypN1, 4-9 -> ypN2, >=10 ->
+    ypN3 (AJCC 8th).  Residual invasive carcinoma without a ypT cannot be staged here (an error says so)."""
+    inv_key = next((k for k in inp if k.lower() in _INVASIVE_KEYS), None)
+    ypt = None
+    if inv_key is not None:
+        inv = _yes_no(inv_key, inp[inv_key])
+        if inv:
+            raise VignetteInputError("?", inv_key, "residual invasive carcinoma: give ypT (e.g. \"ypT1a\")")
+        dcis = next((_yes_no(k, inp[k]) for k in inp if k.lower() in ("residual_dcis", "dcis", "residual_in_situ")),
+                    False)
+        ypt = "ypTis" if dcis else "ypT0"
+    ypn = None
+    nodes_key = next((k for k in inp if re.fullmatch(r"positive_(?:lymph_)?nodes|nodes_positive|positive_ln", k, re.I)),
+                     None)
+    if nodes_key is not None and _dec(inp[nodes_key]) is not None:
+        n = int(_dec(inp[nodes_key]))
+        ypn = "ypN0" if n == 0 else "ypN1" if n <= 3 else "ypN2" if n <= 9 else "ypN3"
+        ypn += f" ({n} positive lymph node{'s' if n != 1 else ''})"
+    return ypt, ypn
+
+
 @converter("PCR", engine.CRITERIA)
 def breast(v: Vignette) -> PatientBuilder:
     inp = v["inputs"]
+    check_keys(v, inp, "", _known, _RELEVANT, "breast pCR/RCB")
+    if not (inp.get("ypTN") or inp.get("ypT")):
+        ypt, ypn = _derived_tn(inp)
+        if ypt:
+            inp = {**inp, "ypT": ypt, **({"ypN": ypn} if ypn and not inp.get("ypN") else {})}
     p = PatientBuilder(_pid(v))
     p.condition(icd10="C50.911", text="Invasive ductal carcinoma of right breast", onset=inp.get("diagnosis_date"))
     when = inp.get("surgery_date") or inp.get("date")
@@ -104,14 +165,15 @@ def breast(v: Vignette) -> PatientBuilder:
             results.append(_tnm(p, when, "T", str(inp["ypT"])))
         if inp.get("ypN"):
             results.append(_tnm(p, when, "N", str(inp["ypN"])))
-        for key, code, display in (("residual_DCIS", m.RESIDUAL_DCIS, "Residual ductal carcinoma in situ"),
-                                   ("residual_dcis", m.RESIDUAL_DCIS, "Residual ductal carcinoma in situ"),
-                                   ("DCIS", m.RESIDUAL_DCIS, "Residual ductal carcinoma in situ"),
-                                   ("LVI", m.RESIDUAL_LVI, "Residual lymphovascular invasion"),
-                                   ("lvi", m.RESIDUAL_LVI, "Residual lymphovascular invasion"),
-                                   ("residual_LVI", m.RESIDUAL_LVI, "Residual lymphovascular invasion")):
-            if isinstance(inp.get(key), bool):
-                results.append(_flag(p, code, when, inp[key], display))
+        done = set()
+        for key, raw in inp.items():
+            row = next((r for r in _FLAG_KEYS if r[0] == key.lower()), None)
+            if row is None or row[1] in done:
+                continue
+            flag = _yes_no(key, raw)
+            if flag is not None:
+                results.append(_flag(p, row[1], when, flag, row[2]))
+                done.add(row[1])
         for key, raw in inp.items():
             for rx, code, kind in _RCB_FIELDS:
                 if rx.search(key):
