@@ -997,13 +997,20 @@ _PET_POS = re.compile(r"\b(fdg[- ]avid|hypermetabolic|increased (tracer |fdg )?u
                       r"active disease|suv ?max)\b")
 
 
+# uptake described as past ("resolution of all previously FDG-avid lesions", "the baseline hypermetabolic foci have
+# resolved") is not positive: Kumar 2016 imaging-plus MRD is the disappearance of every area of increased uptake
+# seen at baseline or a preceding PET/CT (criteria.md §6.4)
+_PET_HISTORIC = re.compile(r"\b(?:previously|prior|formerly|initially|originally|at baseline|baseline|pre-?treatment)"
+                           r"\s+(?:seen\s+)?(?:fdg[- ]avid|hypermetabolic|avid|increased (?:tracer |fdg )?uptake)")
+
+
 def pet_reading(text: str) -> bool | None:
     """True when a PET/CT read is negative for myeloma (IMWG imaging-plus), False when positive, None if unclear."""
     t = " ".join(text.lower().split())
     if not t:
         return None
     neg = bool(_PET_NEG.search(t))
-    stripped = _PET_NEG.sub(" ", t)
+    stripped = _PET_HISTORIC.sub(" ", _PET_NEG.sub(" ", t))
     pos = bool(_PET_POS.search(stripped))
     if neg and not pos:
         return True
