@@ -150,6 +150,34 @@ def quantity(q: Any) -> tuple[Decimal | None, str | None, str | None]:
     return v, unit, comp
 
 
+def _has_coding(concept: Any, system: str, code: str) -> bool:
+    """Whether ``f"{system}|{code}"`` is one of :func:`concept_keys` of the concept (system already normalised
+    in the key; the coding's is normalised here)."""
+    if type(concept) is Concept:
+        for c in concept.coding or ():
+            bare = c.code
+            if isinstance(bare, str) and bare.strip() == code:
+                s = c.system if isinstance(c.system, str) else ""
+                if SYSTEM_ALIASES.get(s, s) == system:
+                    return True
+        return False
+    if not isinstance(concept, dict):
+        return False
+    coding = concept.get("coding")
+    if not isinstance(coding, list):
+        return False
+    for c in coding:
+        if isinstance(c, dict):
+            bare = c.get("code")
+            if isinstance(bare, str) and bare.strip() == code:
+                s = c.get("system")
+                if not isinstance(s, str):
+                    s = ""
+                if SYSTEM_ALIASES.get(s, s) == system:
+                    return True
+    return False
+
+
 class PatientRecord:
     """Resources of one patient indexed by type, id and code."""
 
@@ -170,6 +198,7 @@ class PatientRecord:
         self._by_system: dict[str, list[Resource]] = defaultdict(list)
         self._odd_system = False
         self._decoded_types: set[str] = set()
+        self._order: dict[int, tuple[date, str]] = {}  # with_codes' sort key of each resource handed out, by id
         by_type, by_ref, by_bare_code, by_system = self._by_type, self._by_ref, self._by_bare_code, self._by_system
         seen: set[str] = set()
         # An item is a resource dict, or a RawResource (fhir_mappings/rawjson.py: its head decoded, the rest on
@@ -288,24 +317,39 @@ class PatientRecord:
         return reference if reference in self._by_ref else None
 
     def with_codes(self, keys: Iterable[str], rtype: str | None = None) -> list[Resource]:
-        """Resources whose ``code`` carries any of ``system|code`` keys, in date order, without duplicates."""
+        """Resources whose ``code`` carries any of ``system|code`` keys, in date order, without duplicates.
+
+        A candidate comes from the bare-code index under the code after one of the key's "|"; it matches when one
+        of its codings has that code (stripped) and, normalised, the system before that "|" (which is
+        ``key in concept_keys(code)`` for that candidate, without building the set)."""
         out: dict[int, Resource] = {}
+        by_bare_code = self._by_bare_code
         for k in keys:
             if not isinstance(k, str):
                 continue
-            candidates: list[Resource] = []
             at = k.find("|")
             while at >= 0:  # the code is what follows a "|" (the first one, unless the system holds one)
-                candidates += self._by_bare_code.get(k[at + 1:], ())
+                bare = k[at + 1:]
+                candidates = by_bare_code.get(bare)
+                if candidates:
+                    system = k[:at]
+                    for item in candidates:
+                        if type(item) is RawResource:  # the head holds type and code: decode only what matches
+                            if (rtype is None or item.head.resourceType == rtype) and _has_coding(
+                                    item.head.code, system, bare):
+                                res = item.resource()
+                                out[id(res)] = res
+                        elif (rtype is None or item.get("resourceType") == rtype) and _has_coding(
+                                item.get("code"), system, bare):
+                            out[id(item)] = item
                 at = k.find("|", at + 1)
-            for item in candidates:
-                if type(item) is RawResource:  # the head holds the type and code: decode only what matches
-                    if (rtype is None or item.head.resourceType == rtype) and k in concept_keys(item.head.code):
-                        res = item.resource()
-                        out[id(res)] = res
-                elif (rtype is None or item.get("resourceType") == rtype) and k in concept_keys(item.get("code")):
-                    out[id(item)] = item
-        return sorted(out.values(), key=lambda r: (effective_date(r) or date.min, ref_of(r) or ""))
+        if len(out) < 2:
+            return list(out.values())
+        order = self._order
+        for i, r in out.items():
+            if i not in order:
+                order[i] = (effective_date(r) or date.min, ref_of(r) or "")
+        return sorted(out.values(), key=lambda r: order[id(r)])
 
     def with_system(self, system: str, rtype: str) -> list[Resource]:
         """Resources of ``rtype`` whose ``code`` has a coding in ``system`` (computed once per record)."""

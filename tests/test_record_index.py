@@ -115,3 +115,35 @@ def test_with_system_index_equals_the_scan(resources, system, rtype):
         raise AssertionError("with_system did not raise where the scan does")
     got = PatientRecord(resources).with_system(system, rtype)
     assert [id(r) for r in got] == [id(r) for r in expected]
+
+
+# --- with_codes: the direct coding match and the remembered sort keys give what the set-based scan gave ----------
+
+def _with_codes_by_scan(record, keys, rtype=None):
+    from datetime import date as _date
+
+    from fhir_mappings.record import concept_keys, effective_date
+
+    out = {}
+    for rt in ("Observation", "Condition"):
+        for r in record.of_type(rt):
+            if (rtype is None or r.get("resourceType") == rtype) and any(
+                    isinstance(k, str) and k in concept_keys(r.get("code")) for k in keys):
+                out[id(r)] = r
+    return sorted(out.values(), key=lambda r: (effective_date(r) or _date.min, ref_of(r) or ""))
+
+
+_KEYS = st.lists(st.sampled_from(["http://loinc.org|1", "http://loinc.org|2", "|3", "|1", "http://cap.org/eCC|1",
+                                  "http://snomed.info/sct|2", "a|b|1", "x", 5, "http://loinc.org| 2 "]), max_size=4)
+
+
+@settings(max_examples=400, deadline=None)
+@given(_coded_resources(), _KEYS, st.sampled_from([None, "Observation", "Condition"]))
+def test_with_codes_matches_the_scan(resources, keys, rtype):
+    for i, r in enumerate(resources):
+        r.setdefault("id", str(i))
+        r["effectiveDateTime"] = ["2024-01-02", "2023", None, "2024-01-02T10:00:00Z"][i % 4]
+    record = PatientRecord(resources)
+    expected = _with_codes_by_scan(record, keys, rtype)
+    assert record.with_codes(keys, rtype) == expected
+    assert record.with_codes(keys, rtype) == expected  # again, with the remembered sort keys
