@@ -275,7 +275,7 @@ def assess(inputs: RecistInputs, as_of: date, *, continuing_pr: bool = True) -> 
             return _not_evaluable(["a baseline target lesion has no measurement"], ev)
         baseline_sum = sum(contributions, Decimal(0))
         parts = " + ".join(
-            f"{t.lesion_id} {fmt(_contribution(t))} mm{' (short axis)' if t.nodal else ''}" for t in baseline.targets
+            f"{t.lesion_id} {fmt(c)} mm{' (short axis)' if t.nodal else ''}" for t, c in zip(baseline.targets, contributions)
         )
         ev.add("recist.baseline.sum", f"Baseline {baseline.date.isoformat()}: sum of diameters {fmt(baseline_sum)} mm ({parts}).",
                f"{CITE} §4.2", _refs(baseline))
@@ -299,7 +299,7 @@ def assess(inputs: RecistInputs, as_of: date, *, continuing_pr: bool = True) -> 
     last = len(tps) - 1
     base_txt = fmt(baseline_sum) if baseline_sum is not None else ""
     pr_limit = (100 + PR_DECREASE_PCT) * baseline_sum if baseline_sum is not None else None
-    nadir_fmt: tuple[Decimal | None, str] = (None, "")  # (nadir, fmt(nadir)) last formatted
+    nadir_fmt: tuple[Decimal | None, str] = (baseline_sum, base_txt)  # (nadir, fmt(nadir)) last formatted
     for i in range(1, last + 1):
         tp = tps[i]
         when = tp.date.isoformat()
