@@ -22,7 +22,7 @@ from decimal import Decimal
 from typing import Any
 
 from cds_service.sandbox.builders import CATEGORY_SYSTEM, PatientBuilder, concept, qty
-from cds_service.sandbox.vignettes import Vignette, _pid, converter
+from cds_service.sandbox.vignettes import Vignette, VignetteInputError, _pid, converter
 from fhir_mappings import codes
 from fhir_mappings import lugano as lm
 from fhir_mappings.record import LOCAL, LOINC, SNOMED
@@ -153,6 +153,19 @@ def _finding_items(pet: dict) -> list[dict]:
     return out
 
 
+def _uptake_word(raw: Any) -> str:
+    """The reader's comparison with baseline in words -> reduced / unchanged / increased (criteria.md §4.2 rows PMR,
+    NMR, PMD); anything else is an error naming the field."""
+    t = str(raw).strip().lower()
+    if re.search(r"no (?:significant )?change|unchanged|stable|similar|same", t):
+        return "unchanged"
+    if re.search(r"reduc|decreas|lower|less|improv|diminish", t):
+        return "reduced"
+    if re.search(r"increas|higher|more intense|greater", t):
+        return "increased"
+    raise VignetteInputError("?", "pet.uptake_vs_baseline", f"cannot read {raw!r} (reduced / unchanged / increased)")
+
+
 def _emit_pet_scan(p: PatientBuilder, when: str, pet: dict, label: str, *, baseline_prefix: str = "") -> None:
     """One PET-CT: coded findings and the report text. ``baseline_prefix`` reads ``baseline_*`` fields."""
     pre = baseline_prefix
@@ -221,11 +234,13 @@ def _emit_pet_scan(p: PatientBuilder, when: str, pet: dict, label: str, *, basel
                 words.append("No new FDG-avid lesions")
         elif isinstance(new, str):
             words.append(new)
-        uptake = _get(pet, "uptake_vs_baseline", "uptake_change", "fdg_uptake_vs_baseline")
-        if isinstance(uptake, str) and uptake.lower() in ("reduced", "unchanged", "increased"):
-            results.append(p.observation(lm.UPTAKE_VS_BASELINE, when, value_code=uptake.lower(), category="imaging",
+        uptake = _get(pet, "uptake_vs_baseline", "uptake_change", "fdg_uptake_vs_baseline",
+                      "uptake_compared_with_baseline", "change_in_uptake", "uptake_change_vs_baseline")
+        if uptake is not None:
+            word = _uptake_word(uptake)
+            results.append(p.observation(lm.UPTAKE_VS_BASELINE, when, value_code=word, category="imaging",
                                          display="FDG uptake compared with baseline"))
-            words.append(f"Uptake at lymphoma sites {uptake.lower()} compared with baseline")
+            words.append(f"Uptake at lymphoma sites {word} compared with baseline")
     text = ". ".join(w for w in words if w) + ("." if words else "")
     if given_text:
         text = str(given_text) + ("\n" + text if text else "")
@@ -253,7 +268,8 @@ def _flatten_pet(inp: dict) -> tuple[dict, list[dict]]:
         return cur, priors
     pet = dict(pet or {})
     for k in list(pet):  # "SUVmax_baseline" -> "baseline_SUVmax"
-        if k.lower().endswith("_baseline") and k.lower() != "baseline":
+        if k.lower().endswith("_baseline") and k.lower() != "baseline" and not re.search(r"_vs_|compar|_than_",
+                                                                                         k.lower()):
             pet.setdefault("baseline_" + k[: -len("_baseline")], pet.pop(k))
     base = pet.pop("baseline", None)
     for key in CURRENT_KEYS:
