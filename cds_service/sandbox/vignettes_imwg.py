@@ -269,6 +269,11 @@ class _Imwg:
             kind = _kind(key)
             if kind == "plasmacytoma" and "spd" in key.lower():
                 kind = "SPD"
+            elif kind == "plasmacytoma" and val is not None:
+                # plasmacytoma diameters at the nadir: the measurement the record holds on that date (the PD rules
+                # compare SPD and each lesion's longest diameter with the nadir, criteria.md §6.2 row PD)
+                self.plasmacytomas(when, val)
+                continue
             if kind in codes_ and val is not None:
                 code, default = codes_[kind]
                 comps.append({"code": concept(code), "valueQuantity": qty(Decimal(str(val)), _unit(key, default))})
