@@ -470,13 +470,16 @@ def map_recist(record: PatientRecord, *, confirmation_required: bool | None = No
     timepoints = []
     for d in all_dates:
         tms = []
+        measured = False  # any target measured at d (else no targets at this time point)
         for t in targets:
-            dim, small, ref = t.sizes.get(d, (None, False, None))
-            if d not in t.sizes and d != baseline:
-                # lesion not measured at this time point: not assessed (only if other targets were measured)
-                pass
+            got = t.sizes.get(d)
+            if got is None:  # not measured here: not assessed (only if other targets were measured)
+                dim, small, ref = None, False, None
+            else:
+                dim, small, ref = got
+                measured = True
             tms.append(new_target_measurement(t.lesion_id, t.nodal, dim, small, t.organ, ref))
-        if not any(d in t.sizes for t in targets):
+        if not measured:
             tms = []
         nt = _non_target_status(d, baseline, non_targets, nt_status)
         nl, nl_ref = "no", None
@@ -492,7 +495,8 @@ def map_recist(record: PatientRecord, *, confirmation_required: bool | None = No
                     continue  # a node < 10 mm short axis is not pathological (RECIST WG "New lymph node lesions")
                 nl = "yes"
                 nl_ref = nl_ref or les.sizes[first][2]
-        refs = tuple(r for r in (nl_ref, nt_status.get(d, (None, None))[1]) if r)
+        nt_ref = nt_status[d][1] if d in nt_status else None
+        refs = ((nl_ref, nt_ref) if nt_ref else (nl_ref,)) if nl_ref else ((nt_ref,) if nt_ref else ())
         rep = reported.get(d)
         timepoints.append(new_timepoint(d, tuple(tms), nt, nl, rep[0] if rep and not tms else None, refs))
 
