@@ -57,8 +57,8 @@ _INTENSIVE = re.compile(r"intensive|7\s*\+\s*3|induction|daunorubicin|idarubicin
 def _d(x: Any) -> date | None:
     if isinstance(x, date):
         return x
-    if isinstance(x, str) and re.fullmatch(r"\d{4}-\d{2}-\d{2}", x.strip()):
-        return date.fromisoformat(x.strip())
+    if isinstance(x, str) and re.fullmatch(r"\d{4}-\d{2}-\d{2}(?:[T ][0-9:.]+(?:Z|[+-]\d{2}:?\d{2})?)?", x.strip()):
+        return date.fromisoformat(x.strip()[:10])  # a date-time is read as its date
     return None
 
 
