@@ -145,6 +145,15 @@ def _with(v: dict, **inputs) -> dict:
     ({"id": "ATA-T01", "criteria": "ATA 2015 DTC response to therapy", "inputs": {"surgery": "total thyroidectomy + RAI",
       "date": "2024-10-01", "Tg_ng_mL": "<0.1", "TgAb": "positive, rising", "neck_US": "negative"},
       "expected": {"category": "x"}}, "TgAb"),
+    ({"id": "LUGANO-T01", "criteria": "Lugano 2014 (CT-based)", "inputs": {"baseline_date": "2024-01-15",
+      "date": "2024-07-15", "target_nodes_mm": [{"id": "N1", "baseline": [40, 30], "current": [18, 12]}],
+      "new_organ_involvement": "liver"}, "expected": {"category": "PD"}}, "new_organ_involvement"),
+    ({"id": "LUGANO-T02", "criteria": "Lugano 2014 (PET-CT)", "inputs": {"date": "2024-03-11",
+      "pet": {"highest_deauville_score": 4, "uptake_vs_baseline": "hard to say"}}, "expected": {"category": "x"}},
+     "pet.uptake_vs_baseline"),
+    ({"id": "mRECIST-T01", "criteria": "mRECIST (HCC)", "inputs": {"baseline": {"date": "2024-01-10",
+      "viable_sum_mm": 60}, "followup": {"date": "2024-03-06", "viable_sum_mm": 40}, "viable_sum_week12_mm": 30},
+      "expected": {"category": "PR"}}, "viable_sum_week12_mm"),
 ])
 def test_an_unreadable_field_is_named(vignette, field):
     assert has_converter(vignette)
@@ -163,6 +172,17 @@ def test_the_vignettes_command_reports_an_unreadable_vignette_and_goes_on(tmp_pa
     assert main(["vignettes", str(path)]) == 1
     out = capsys.readouterr().out
     assert "ELN-T02  error VignetteInputError" in out and "ELN-T01  ok" in out and "1 passed, 1 failed" in out
+
+
+def test_new_nodes_listed_apart_are_new_lesions(client):
+    """Lugano CT: new nodes given under ``new_nodes`` are new lesions (criteria.md §4.3 row PD (5): new node >1.5 cm)."""
+    v = {"id": "LUGANO-T03", "criteria": "Lugano 2014 (CT-based)", "inputs": {
+        "histology": "follicular lymphoma - CT criteria", "baseline_date": "2024-01-15", "date": "2024-07-15",
+        "target_nodes_mm": [{"id": "N1", "baseline": [40, 30], "current": [18, 12]}],
+        "spleen_length_cm": {"baseline": 12, "current": 12}, "new_lesions": False,
+        "new_nodes": [{"site": "left axillary lymph node", "ldi_mm": 18, "sdi_mm": 12}]}}
+    body = client.post(HOOK, json=to_patient(v).hook_request()).get_json()
+    assert next(a for a in assessment_cards(body) if a["criteria"] == "Lugano 2014 (CT-based)")["category"] == "PD"
 
 
 def test_a_readable_shape_gives_the_same_card_as_the_documented_one(client):

@@ -199,6 +199,28 @@ def gather_timepoints(v: Vignette, inp: dict) -> dict:
     return out
 
 
+_IMAGING_TOP = {"treatment", "drug", "therapy", "immunotherapy", "treatment_start", "confirmation_required",
+                "trial_design", "modified", "modified_choi", "baseline", "followup", "follow_up", "followups",
+                "follow_ups", "timepoints", "note", "notes", "histology", "tumor", "tumour", "disease", "setting",
+                "new_lesions", "new_lesion", "new_intratumoral_nodules", "new_intratumoural_nodules",
+                "intratumoral_nodules", "intratumoural_nodules", "non_target", "effusion", "effusion_new_or_increased",
+                "ascites", "effusion_cytology", "cytology", "cytology_malignant", "non_measurable_progression",
+                "symptomatic_deterioration", "new_nodes", "new_lymph_nodes", "as_of"}
+_IMAGING_RELEVANT = re.compile(r"sum|target|lesion|viable|attenuation|(?:^|_)hu(?:_|$)|size|nodule|effusion|ascites|"
+                               r"cytology|sld|(?:^|_)ld(?:_|$)|new|progress|deteriorat")
+
+
+def check_imaging_top(v: Vignette, inp: dict, family: str) -> None:
+    """The iRECIST / mRECIST / Choi converters read time points and the facts above; a top-level field that looks
+    like a measurement or a finding but is none of them (e.g. ``target_sum_week8_mm``) is an error naming it.
+    Dated objects and lists of dated objects are time points (:func:`gather_timepoints`)."""
+    def known(key: str) -> bool:
+        val = inp[key]
+        return key.lower() in _IMAGING_TOP or (isinstance(val, dict) and isinstance(val.get("date"), str)) or (
+            isinstance(val, list) and bool(val) and all(isinstance(x, dict) and "date" in x for x in val))
+    check_keys(v, inp, "", known, _IMAGING_RELEVANT, family)
+
+
 def _pid(v: Vignette) -> str:
     return "vig-" + v["id"].lower().replace("_", "-").replace(".", "-")
 

@@ -18,7 +18,7 @@ from cds_service.sandbox.imaging_facts import (
     timepoints,
     truthy,
 )
-from cds_service.sandbox.vignettes import Vignette, _pid, converter, gather_timepoints
+from cds_service.sandbox.vignettes import Vignette, _pid, check_imaging_top, converter, gather_timepoints
 from fhir_mappings import codes
 from fhir_mappings.choi import MODIFIED_CHOI
 from fhir_mappings.imaging_series import (
@@ -47,6 +47,7 @@ def choi(v: Vignette) -> PatientBuilder:
     inp = v["inputs"]
     p = PatientBuilder(_pid(v))
     p.condition(icd10="C49.A0", snomed="420120006", text="Gastrointestinal stromal tumour", onset="2023-10-01")
+    check_imaging_top(v, inp, "Choi")
     tps = timepoints(gather_timepoints(v, inp))
     first = tps[0]["date"] if tps else "2024-01-01"
     p.medication(field(inp, "treatment_start", default=first), str(field(inp, "drug", "treatment", default="imatinib")))

@@ -11,7 +11,14 @@ from typing import Any
 
 from cds_service.sandbox.builders import PatientBuilder, concept
 from cds_service.sandbox.imaging_facts import field, is_nodal, new_lesion_items, quantity, timepoints, truthy
-from cds_service.sandbox.vignettes import Vignette, _confirmation_required, _pid, converter, gather_timepoints
+from cds_service.sandbox.vignettes import (
+    Vignette,
+    _confirmation_required,
+    _pid,
+    check_imaging_top,
+    converter,
+    gather_timepoints,
+)
 from fhir_mappings import codes
 from fhir_mappings.imaging_series import INTERPRETATION, NEW_LESION_CATEGORY, TARGET_SUM
 from fhir_mappings.irecist import CHECKPOINT_INHIBITORS, CHECKPOINT_RXNORM
@@ -70,6 +77,7 @@ def irecist(v: Vignette) -> PatientBuilder:
     inp = v["inputs"]
     p = PatientBuilder(_pid(v))
     p.condition(icd10="C80.1", text="Malignant neoplasm, metastatic solid tumour", onset="2023-12-01")
+    check_imaging_top(v, inp, "iRECIST")
     tps = timepoints(gather_timepoints(v, inp))
     first = tps[0]["date"] if tps else "2024-01-01"
     text, rxnorm = medication_text(field(inp, "treatment", "drug", "therapy", "immunotherapy"))

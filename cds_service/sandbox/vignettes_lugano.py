@@ -22,7 +22,7 @@ from decimal import Decimal
 from typing import Any
 
 from cds_service.sandbox.builders import CATEGORY_SYSTEM, PatientBuilder, concept, qty
-from cds_service.sandbox.vignettes import Vignette, VignetteInputError, _pid, converter
+from cds_service.sandbox.vignettes import Vignette, VignetteInputError, _pid, check_keys, converter
 from fhir_mappings import codes
 from fhir_mappings import lugano as lm
 from fhir_mappings.record import LOCAL, LOINC, SNOMED
@@ -530,6 +530,15 @@ def _ct(p: PatientBuilder, inp: dict) -> None:
             results.append(p.observation(lm.SPD, dates[label], display="Sum of products of diameters (stated)",
                                          value=Decimal(str(_num(spd[0]))), unit=unit, category="imaging"))
     new = _get(inp, "new_lesions", "new_lesion", "new_lesions_list")
+    for key, kind in (("new_nodes", "nodal"), ("new_extranodal_lesions", "extranodal")):
+        extra = _get(inp, key)  # new lesions listed by kind: the same lesions, their kind given by the list
+        if isinstance(extra, list):
+            items = [dict(x, kind=x.get("kind", kind)) if isinstance(x, dict) else {"site": str(x), "kind": kind}
+                     for x in extra]
+            if items:
+                new = (list(new) if isinstance(new, list) else []) + items
+            elif new is None:
+                new = []
     if new is not None:
         results, words = slot("current")
         _new_lesions(p, dates["current"], new, results, words)
@@ -569,9 +578,25 @@ def _is_pet(v: Vignette) -> bool:
         _with_unit(inp, k) for k in NODE_KEYS)
 
 
+_KNOWN_CT = {"histology", "timepoint", "date", "current_date", "baseline_date", "nadir_date", "pet", "prior_scans",
+             "previous_scans", "scans", "bone_marrow", "marrow", "bone_marrow_biopsy", "new_lesions", "new_lesion",
+             "new_lesions_list", "new_or_recurrent_splenomegaly", "new_splenomegaly", "nodes", "nodes_description",
+             "node_description", "lymph_nodes", "non_measured_lesions", "non_measured", "non_target",
+             "nonmeasured_lesions", "note", "notes", "treatment", "regimen", "new_nodes", "new_extranodal_lesions",
+             *NODE_KEYS, *EXTRANODAL_KEYS}
+_RELEVANT_CT = re.compile(r"node|lesion|spleen|splen|marrow|spd|mass|new|extranodal|target|measured|organ|liver")
+
+
+def _known_ct(key: str) -> bool:
+    k = re.sub(r"_(?:mm2?|cm2?)$", "", key.lower())
+    return k in _KNOWN_CT or "spleen" in k or "spd" in k or k.startswith("baseline")
+
+
 @converter("LUGANO", "Lugano 2014 (PET-CT)")
 def lugano(v: Vignette) -> PatientBuilder:
     inp = v["inputs"]
+    if not _is_pet(v):
+        check_keys(v, inp, "", _known_ct, _RELEVANT_CT, "Lugano 2014 CT")
     p = PatientBuilder(_pid(v))
     pet = _is_pet(v)
     p.card_criteria = v.get("criteria") or ("Lugano 2014 (PET-CT)" if pet else "Lugano 2014 (CT-based)")

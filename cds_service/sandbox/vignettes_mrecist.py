@@ -19,7 +19,7 @@ from cds_service.sandbox.imaging_facts import (
     timepoints,
     truthy,
 )
-from cds_service.sandbox.vignettes import Vignette, _pid, converter, gather_timepoints
+from cds_service.sandbox.vignettes import Vignette, _pid, check_imaging_top, converter, gather_timepoints
 from fhir_mappings import codes
 from fhir_mappings.imaging_series import EFFUSION, EFFUSION_CYTOLOGY, TARGET_SUM, VIABLE_DIAMETER, VIABLE_SUM
 from fhir_mappings.record import LOCAL, SNOMED
@@ -64,6 +64,7 @@ def mrecist(v: Vignette) -> PatientBuilder:
     inp = v["inputs"]
     p = PatientBuilder(_pid(v))
     p.condition(icd10="C22.0", snomed="25370001", text="Hepatocellular carcinoma", onset="2023-10-01")
+    check_imaging_top(v, inp, "mRECIST")
     tps = timepoints(gather_timepoints(v, inp))
     bodies: dict[str, dict] = {}
 
