@@ -352,12 +352,11 @@ def _prior(p: PatientBuilder, inp: dict, first: str) -> None:
 
 _KNOWN = {"surgery", "initial_therapy", "treatment", "initial_treatment", "surgery_date", "rai_date",
           "diagnosis_date", "dates", "assessment_dates", "date", "assessment_date", "as_of", "tg_condition",
-          "tg_context", "tsh_miu_l", "tgab", "tgab_status", "tgab_iu_ml", "tgab_assay", "tgab_cutoff_iu_ml",
+          "tg_context", "tsh_miu_l", "tsh", "tsh_uiu_ml", "tgab", "tgab_status", "tgab_iu_ml", "tgab_assay", "tgab_cutoff_iu_ml",
           "tgab_url_iu_ml", "anti_tg", "tgab_trend", "ata_initial_risk", "ata_risk", "initial_risk",
           "prior_response", "previous_response", "prior_category", "prior_ata_response", "prior_response_date",
           "note", "notes", "histology", "tnm", "stage"}
-_RELEVANT = re.compile(r"tg|thyroglob|tsh|rai|iodine|ablation|scan|imaging|ultrasound|sonograph|(?:^|_)(?:ct|mri|pet|"
-                       r"us|wbs|fdg)(?:_|$)|risk|response|nodule|node|disease")
+_RELEVANT = re.compile(r"tg|thyroglob|tsh|scan|imaging|ultrasound|sonograph|(?:^|_)(?:ct|mri|pet|us|wbs|fdg)(?:_|$)")
 
 
 def _known(key: str) -> bool:
@@ -376,7 +375,7 @@ def ata(v: Vignette) -> PatientBuilder:
     p.condition(icd10="C73", snomed=None, text="Papillary thyroid carcinoma", onset=inp.get("diagnosis_date"))
     dates = _dates(inp)
     kind = _surgery(p, inp)
-    tsh_given = inp.get("TSH_mIU_L")
+    tsh_given = next((inp[k] for k in inp if k.lower() in ("tsh_miu_l", "tsh", "tsh_uiu_ml")), None)
     tsh_by_date = dict(_series(tsh_given, dates)) if tsh_given is not None else {}
     for d, raw, cond, note in _tg_entries(inp, dates):
         cond_text = str(inp.get("Tg_condition") or "")

@@ -101,7 +101,7 @@ _FLAG_KEYS = (("residual_dcis", m.RESIDUAL_DCIS, "Residual ductal carcinoma in s
               ("lymphovascular_invasion", m.RESIDUAL_LVI, "Residual lymphovascular invasion"))
 _KNOWN = {"surgery_date", "date", "diagnosis_date", "surgery", "not_operated_due_to_progression",
           "progression_before_surgery", "not_operated", "progression_date", "yptn", "ypt", "ypn", "rcb_class_reported",
-          "reported_rcb_class", "rcb_reported", "pathology_report", "report_text", "pathology", "pathology_text",
+          "reported_rcb_class", "rcb_reported", "rcb_class", "rcb_index", "rcb", "pathology_report", "report_text", "pathology", "pathology_text",
           "note", "notes", "subtype", "receptor_status", "her2", "er", "pr", "neoadjuvant", "regimen", "treatment",
           *_INVASIVE_KEYS, *(k for k, _, _ in _FLAG_KEYS)}
 _RELEVANT = re.compile(r"yp|pcr|rcb|residual|invasive|dcis|in_situ|lvi|lymphovascular|node|nodal|ln|metasta|tumou?r_bed|"
@@ -109,7 +109,9 @@ _RELEVANT = re.compile(r"yp|pcr|rcb|residual|invasive|dcis|in_situ|lvi|lymphovas
 
 
 def _known(key: str) -> bool:
-    return key.lower() in _KNOWN or any(rx.search(key) for rx, _, _ in _RCB_FIELDS)
+    k = key.lower()
+    return (k in _KNOWN or any(rx.search(key) for rx, _, _ in _RCB_FIELDS)
+            or bool(re.search(r"examined|removed|sampled|retrieved|total_nodes|nodes_total|clinical_|^c[tn]", k)))
 
 
 def _derived_tn(inp: dict) -> tuple[str | None, str | None]:
@@ -184,8 +186,9 @@ def breast(v: Vignette) -> PatientBuilder:
                     results.append(p.observation(code, when, display=code.split("|", 1)[1].replace("-", " "),
                                                  value=value, unit=_unit_of(key, kind)))
                     break
-        for key in ("RCB_class_reported", "reported_RCB_class", "RCB_reported"):
-            if inp.get(key):
+        for key in inp:
+            if key.lower() in ("rcb_class_reported", "reported_rcb_class", "rcb_reported", "rcb_class", "rcb_index",
+                               "rcb") and inp[key] not in (None, ""):
                 text_lines.append(f"Residual cancer burden: {inp[key]}.")
         for key in ("pathology_report", "report_text", "pathology", "pathology_text"):
             if isinstance(inp.get(key), str):

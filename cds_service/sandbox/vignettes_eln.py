@@ -497,6 +497,8 @@ _KEY_MARROW_BLASTS = re.compile(r"^(?:bone_?marrow|marrow|bm)_?blasts?(?:_count)
 _KEY_PB_BLASTS = re.compile(r"^(?:peripheral_?blood|peripheral|pb|circulating|blood)_?blasts?(?P<pct>_?(?:pct|percent|%))?$"
                             r"|^blasts?_(?:peripheral_?blood|pb|blood)(?P<pct2>_?(?:pct|percent|%))?$")
 _KEY_EMD = re.compile(r"^(?:emd|extramedullary(?:_disease)?(?:_status)?)$")
+_KEY_ADEQUACY = re.compile(r"spicule|nucleated|cells_counted|cell_count_marrow|cellularity|^aparticulate|"
+                           r"^(?:marrow_)?(?:sample_)?(?:suboptimal|inadequate)")
 _KEY_COUNT_GROUP = re.compile(r"^(?:blood_counts|counts|cbc|blood_count|peripheral_blood_counts|hematology|haematology)$")
 _KEY_PREVIOUS = re.compile(r"^(?:previous|prior|last|best)_(?:category|response|eln_category|eln_response|"
                            r"best_response|remission)$|^(?:prior|previous)_best_response$")
@@ -513,6 +515,7 @@ def _canon(item: dict) -> dict:
     and an earlier category given as ``previous_category`` + ``previous_category_date`` (or in words)."""
     out: dict = {}
     flat_mrd: dict = {}
+    adequacy: dict = {}
     for key, val in item.items():
         k = key.lower()
         if _KEY_MARROW_BLASTS.match(k) and not isinstance(val, (dict, list)):
@@ -526,10 +529,19 @@ def _canon(item: dict) -> dict:
         elif _KEY_COUNT_GROUP.match(k) and isinstance(val, dict) and not _d(val.get("date")):
             for ck, cv in val.items():
                 out.setdefault(ck, cv)
+        elif _KEY_ADEQUACY.search(k) and not isinstance(val, (dict, list)):
+            adequacy[key] = val  # "spicules": "present", "nucleated_cells_counted": 300, "biopsy_cellularity_pct": 20
         elif k.startswith("mrd_") and k not in ("mrd_tests", "mrd_series") and not isinstance(val, (dict, list)):
             flat_mrd[key[4:]] = val
         else:
             out[key] = val
+    if adequacy:
+        if isinstance(out.get("marrow_adequacy"), dict):
+            out["marrow_adequacy"] = {**adequacy, **out["marrow_adequacy"]}
+        elif out.get("marrow_adequacy"):
+            raise VignetteInputError("?", next(iter(adequacy)), "marrow adequacy given twice (text and fields)")
+        else:
+            out["marrow_adequacy"] = adequacy
     if flat_mrd and not any(k in out for k in _MRD_KEYS):
         out["MRD"] = flat_mrd if len(flat_mrd) > 1 or "result" in flat_mrd else \
             next(iter(flat_mrd.values()))

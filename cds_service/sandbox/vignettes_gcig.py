@@ -100,7 +100,7 @@ _RELEVANT = re.compile(r"ca.?125|uln|paracent|thoracent|pleur|periton|ascites|mo
 
 def _known(key: str) -> bool:
     k = key.lower()
-    return (k.replace("-", "_") in _CA125_LISTS or k.startswith("uln") or k.endswith("_uln")
+    return (k.replace("-", "_") in _CA125_LISTS or k.startswith("uln") or k.endswith("_uln") or k.startswith("nadir")
             or any(w in k for w in PROC_KEYS) or "mouse" in k or "murine" in k or "hama" in k
             or k in ("as_of", "setting", "treatment", "treatment_start", "note", "notes", "use_case", "trial_setting")
             or "start" in k or "cycle" in k)
@@ -117,6 +117,24 @@ def gcig(v: Vignette) -> PatientBuilder:
     for r in raw_rows:  # "CA125_U_mL": [{"date", "value"}]: the list's name gives the unit
         if unit_suffix and "value" in r and "unit" not in r:
             r[unit_suffix] = r.pop("value")
+    nadir_fields = {k: x for k, x in inp.items() if k.lower().startswith("nadir") and k.lower() != "nadir_date"}
+    if nadir_fields:  # a nadir given as a number: the on-study sample that held it (on nadir_date if given)
+        nv, nunit = value_with_unit(nadir_fields, CA125_UNITS)
+        if nv is None:
+            got = next((g for g in (number_and_unit(x, "U/mL") for x in nadir_fields.values()) if g), None)
+            nv, nunit = got if got else (None, None)
+        if nv is None:
+            raise VignetteInputError("?", next(iter(nadir_fields)), "cannot read the nadir as a CA-125 value")
+        dated = sorted((r for r in raw_rows if r.get("date")), key=lambda r: d(r["date"]))
+        if not any(value_with_unit(r, CA125_UNITS)[0] == nv for r in dated):
+            if isinstance(inp.get("nadir_date"), str):
+                when = d(inp["nadir_date"])
+            elif len(dated) >= 2:
+                when = d(dated[0]["date"]) + (d(dated[1]["date"]) - d(dated[0]["date"])) / 2
+            else:
+                raise VignetteInputError("?", "nadir_date", "a nadir needs its date (or at least two dated samples)")
+            suffix = next(suf for suf, unit in UNIT_SUFFIXES if unit == (nunit or "U/mL"))
+            raw_rows.append({"date": when.isoformat(), suffix: nv, "label": "nadir"})
     rows = in_record(raw_rows, inp.get("as_of"))
     first = d(rows[0]["date"]) if rows else date(2024, 1, 1)
     cond = p.condition(icd10="C56.9", text="Malignant neoplasm of ovary",

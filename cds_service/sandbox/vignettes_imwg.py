@@ -299,7 +299,9 @@ _PREVIOUS = ("previous_confirmed_category", "previous_category", "prior_category
              "prior_response", "last_confirmed_category", "confirmed_category", "current_confirmed_category")
 _FLAT_GROUP = re.compile(r"^(?P<group>baseline|pretreatment|pre_treatment|nadir|lowest_confirmed|lowest_confirmed_value|"
                          r"lowest|confirmed_nadir)_(?P<rest>.+)$", re.I)
-_KNOWN_TOP = {"baseline", "confirmed_nadir", "previous_confirmed_date", "new_therapy_start", "new_therapy",
+_UNDATED_RESULTS = {"bone_marrow", "marrow", "imaging", "lesions", "new_lesions", "new_bone_lesions", "bone_lesions",
+                    "skeletal_survey", "pet_ct", "mri", "low_dose_ct", "bone_progression", "new_plasmacytoma"}
+_KNOWN_TOP = {"baseline", "confirmed_nadir", *_UNDATED_RESULTS, "previous_confirmed_date", "new_therapy_start", "new_therapy",
               "treatment_start", "measurable_by", "involved_flc", "plasmacytoma", "note", "notes", "disease",
               "treatment", "regimen", "therapy", "setting", "bone_marrow", "marrow", "imaging", "lesions",
               *_ASSESSMENT_LISTS, *_PREVIOUS}
@@ -328,12 +330,16 @@ def _normalise(v: Vignette) -> dict:
         rest = mm.group("rest")
         target["date" if rest.lower() == "date" else rest] = inp.pop(key)
     check_keys(v, inp, "", lambda k: k.lower() in _KNOWN_TOP, _RELEVANT, "IMWG 2016")
-    for key in ("bone_marrow", "marrow", "imaging", "lesions"):
-        val = inp.get(key)
-        if isinstance(val, str) and not re.search(r"not (done|performed|repeated|available|assessed)|^none$|"
-                                                  r"^no new", val.strip().lower()):
+    for key in list(inp):
+        if key.lower() not in _UNDATED_RESULTS:
+            continue
+        val = inp[key]
+        if isinstance(val, str) and not re.search(r"not (done|performed|repeated|available|assessed)|^none\b|^no\b|"
+                                                  r"^negative|unchanged|stable", val.strip().lower()):
             raise VignetteInputError(v["id"], key, "an undated result: put it in the assessment it belongs to "
                                                    "(assessments[].BMPC_pct, ...new_lesions)")
+        if isinstance(val, bool) and val and re.search(r"lesion|progress", key.lower()):
+            raise VignetteInputError(v["id"], key, "an undated finding: put it in the assessment it belongs to")
     return inp
 
 

@@ -127,6 +127,8 @@ def write_assessment(p: PatientBuilder, tp: dict, when: str, where: str = "") ->
                     raise VignetteInputError("?", f"{where}{k}", f"unit {q[1]} not accepted here")
                 k = f"{k}_{_SUFFIX_OF_UNIT[q[1]]}"
                 lk = k.lower()
+        if re.search(r"doubling|ldt|kinetic", lk):
+            continue  # lymphocyte doubling time: a prognostic fact, not a Table 4 parameter
         if lk.startswith(("largest_lymph_node", "largest_node", "largest_ln", "ldi", "lymph_node_largest",
                           "max_node", "largest_lymphadenopathy")):
             lk = "largest_node" + lk[len(lk.split("_cm")[0].split("_mm")[0]):]
