@@ -402,11 +402,24 @@ def _is_imwg_mrd(v: Vignette) -> bool:
     return "imwg" in crit
 
 
+def _as_fraction(key: str, val: Any) -> Any:
+    """A fraction from a field whose name gives the unit (``_pct`` / ``_percent``: divided by 100)."""
+    if key.lower().endswith(("_pct", "_percent")) and not isinstance(val, bool):
+        q = parse_quantity(val)
+        if q is None or q[1] is not None:
+            raise VignetteInputError("?", key, f"cannot read {val!r} as a percentage")
+        return q[0] / 100
+    return val
+
+
 def _lod(t: dict) -> Any:
     for k in ("LOD_fraction", "limit_of_detection_fraction", "sensitivity_fraction", "lod_fraction",
               "sensitivity", "LOD", "limit_of_detection"):
         if t.get(k) is not None:
             return t[k]
+    for k, val in t.items():  # LOD_pct, sensitivity_percent, detection_limit_fraction ...
+        if val is not None and re.search(r"lod|sensitiv|limit_of_detection|detection_limit", k, re.I):
+            return _as_fraction(k, val)
     return None
 
 
@@ -414,6 +427,10 @@ def _level(t: dict) -> Any:
     for k in ("level_fraction", "MRD_level_fraction", "mrd_level_fraction", "level"):
         if t.get(k) is not None:
             return t[k]
+    for k, val in t.items():  # level_pct, MRD_pct, clonal_fraction ...
+        if val is not None and re.fullmatch(r"(?:mrd_)?(?:level|mrd|clonal(?:_cells)?)_(?:pct|percent|fraction)", k,
+                                            re.I):
+            return _as_fraction(k, val)
     return None
 
 
