@@ -258,11 +258,11 @@ def create_app(config: Any = None) -> Flask:
         """(status, body, content type, release) of one hook call; ``release`` (when not None) frees the decoded
         request and must run once the response has been sent.
 
-        The decoded prefetch is a large acyclic tree (10^5 objects at 1,000 Observations) that reference
-        counting frees; a cyclic-GC pass over it costs more than the whole assessment. So the GC stays paused from
-        decode until the tree is gone, not only during the decode. Freeing it costs about half the decode (4 ms at
-        1,000 Observations): under a WSGI server, which calls close() on the response once it is sent (PEP 3333,
-        ``closes``), that happens after the response has left, not before.
+        The decoded request (resource heads, the resources the criteria read, the record index built on them) is
+        an acyclic structure that reference counting frees; a cyclic-GC pass over it would cost more than the
+        assessment. So the GC stays paused from decode until it is gone, not only during the decode. Freeing it
+        takes a while at large N: under a WSGI server, which calls close() on the response once it is sent (PEP
+        3333, ``closes``), that happens after the response has left, not before.
         """
         gc_was = gc.isenabled()
         gc.disable()
