@@ -98,39 +98,60 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 def cmd_vignettes(args: argparse.Namespace) -> int:
     from cds_service import create_app
-    from cds_service.sandbox.vignettes import card_criteria_of, to_patient
+    from cds_service.config import load_settings
+    from cds_service.sandbox.vignettes import UnreadableVignette, card_criteria_of, to_patient
 
     doc = _read_json(args.file)
     items = doc if isinstance(doc, list) else [doc]
-    app = create_app(args.config)
+    base = load_settings(args.config)
+    clients: dict[tuple, Any] = {}
+
+    def client_for(options: dict) -> Any:
+        """A test client of the service configured as the case asks (its criteria options on top of --config)."""
+        key = tuple(sorted((k, str(v)) for k, v in options.items()))
+        if key not in clients:
+            cfg = base.model_dump()
+            cfg["criteria_options"] = {**cfg.get("criteria_options", {}), **options}
+            clients[key] = create_app(cfg).test_client()
+        return clients[key]
+
     failures = 0
     rows = []
-    with app.test_client() as client:
-        for v in items:
-            if not isinstance(v, dict) or "id" not in v:
-                continue
-            if args.id and v["id"] not in args.id:
-                continue
-            try:
-                patient = to_patient(v)
-            except KeyError:
-                rows.append((v["id"], "-", "-", "no converter"))
-                continue
-            expected = v.get("expected", {})
-            accept = expected.get("accept") or [expected.get("category")]
-            try:
-                resp = client.post("/cds-services/remission-status", json=patient.hook_request())
-                cards = resp.get_json()["cards"]
-            except Exception as exc:  # report and go on: one bad vignette must not hide the others
-                rows.append((v["id"], str(accept), "-", f"error {type(exc).__name__}"))
-                failures += 1
-                continue
-            got = [c["extension"]["org.remission-cds.assessment"]["category"] for c in cards
-                   if (c.get("extension") or {}).get("org.remission-cds.assessment", {}).get("criteria")
-                   == card_criteria_of(v, patient)]
-            ok = bool(got) and got[0] in accept
-            failures += not ok
-            rows.append((v["id"], " | ".join(map(str, accept)), got[0] if got else "(no card)", "ok" if ok else "FAIL"))
+    for v in items:
+        if not isinstance(v, dict) or "id" not in v:
+            continue
+        if args.id and v["id"] not in args.id:
+            continue
+        expected = v.get("expected") if isinstance(v.get("expected"), dict) else {}
+        accept = expected.get("accept") or [expected.get("category")]
+        try:
+            patient = to_patient(v)
+        except KeyError:
+            rows.append((v["id"], str(accept), "-", "no converter"))
+            failures += 1
+            continue
+        except Exception as exc:  # noqa: BLE001 - report and go on: one bad vignette must not hide the others
+            rows.append((v["id"], str(accept), "-", f"error {type(exc).__name__}: {exc}"[:200]))
+            failures += 1
+            continue
+        if isinstance(patient, UnreadableVignette):
+            rows.append((v["id"], str(accept), "-", f"unreadable: {patient.error}"[:300]))
+            failures += 1
+            continue
+        try:
+            client = client_for(getattr(patient, "criteria_options", {}) or {})
+            resp = client.post("/cds-services/remission-status", json=patient.hook_request())
+            cards = resp.get_json()["cards"]
+            criteria = card_criteria_of(v, patient)
+        except Exception as exc:  # noqa: BLE001 - report and go on: one bad vignette must not hide the others
+            rows.append((v["id"], str(accept), "-", f"error {type(exc).__name__}: {exc}"[:200]))
+            failures += 1
+            continue
+        got = [c["extension"]["org.remission-cds.assessment"]["category"] for c in cards
+               if (c.get("extension") or {}).get("org.remission-cds.assessment", {}).get("criteria") == criteria]
+        ok = bool(got) and got[0] in accept
+        failures += not ok
+        rows.append((v["id"], " | ".join(map(str, accept)), got[0] if got else "(no card)", "ok" if ok else "FAIL"))
     width = max((len(r[0]) for r in rows), default=10)
     for r in rows:
         print(f"{r[0]:<{width}}  {r[3]:<12}  expected {r[1]}  got {r[2]}")

@@ -53,6 +53,9 @@ class PatientBuilder:
     def __init__(self, patient_id: str, *, name: str = "Test", birth_date: str = "1960-01-01", gender: str = "female"):
         self.patient_id = patient_id
         self.card_criteria: str | None = None  # which card answers (vignettes whose prefix spans criteria)
+        # criteria options the case itself asks for (e.g. a vignette stating its pCR definition): a site sets
+        # these in its configuration (criteria_options), so the vignette runner answers with them set
+        self.criteria_options: dict[str, object] = {}
         self._n = 0
         self.resources: list[Json] = [{
             "resourceType": "Patient", "id": patient_id, "gender": gender, "birthDate": birth_date,

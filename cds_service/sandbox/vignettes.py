@@ -72,11 +72,43 @@ def prefix_of(vignette_id: str) -> str:
     return vignette_id.rsplit("-", 1)[0]
 
 
+# the converter of a vignette whose id prefix has none, from its "criteria" text (first match wins: the more
+# specific names come first)
+_CRITERIA_ROUTES = (
+    (re.compile(r"\bmRECIST\b", re.I), "mRECIST"),
+    (re.compile(r"\biRECIST\b", re.I), "iRECIST"),
+    (re.compile(r"\bRECIST\b", re.I), "RECIST"),
+    (re.compile(r"\bChoi\b", re.I), "CHOI"),
+    (re.compile(r"\bLugano\b|Deauville|lymphoma", re.I), "LUGANO"),
+    (re.compile(r"\bMRD\b|minimal residual|measurable residual", re.I), "MRD"),
+    (re.compile(r"\bELN\b|\bAML\b|acute myeloid", re.I), "ELN"),
+    (re.compile(r"\bIMWG\b|myeloma", re.I), "IMWG"),
+    (re.compile(r"\biwCLL\b|\bCLL\b|chronic lymphocytic", re.I), "CLL"),
+    (re.compile(r"\bATA\b|thyroid", re.I), "ATA"),
+    (re.compile(r"\bpCR\b|\bRCB\b|breast|Symmans", re.I), "PCR"),
+    (re.compile(r"\bPCWG\d?\b|prostate", re.I), "PCWG3"),
+    (re.compile(r"\bRANO\b|glioma|glioblastoma", re.I), "RANO"),
+    (re.compile(r"\bGCIG\b|CA[- ]?125|ovarian", re.I), "GCIG"),
+)
+
+
+def converter_key(v: Vignette) -> str:
+    """The converter family of a vignette: its id prefix when a converter has it, else its criteria's name."""
+    prefix = prefix_of(str(v.get("id", "")))
+    if prefix in CONVERTERS:
+        return prefix
+    criteria = str(v.get("criteria") or v.get("title") or "")
+    for rx, key in _CRITERIA_ROUTES:
+        if rx.search(criteria) and key in CONVERTERS:
+            return key
+    return prefix
+
+
 def to_patient(v: Vignette) -> PatientBuilder:
     """The FHIR patient of a vignette; :class:`UnreadableVignette` when its inputs cannot be read (see there).
 
     KeyError (and only KeyError) means "no converter for this prefix"."""
-    for fn in CONVERTERS.get(prefix_of(v["id"]), ()):
+    for fn in CONVERTERS.get(converter_key(v), ()):
         try:
             return fn(v)
         except NotMine:
@@ -90,14 +122,14 @@ def to_patient(v: Vignette) -> PatientBuilder:
                 v["id"], str(exc.args[0]) if exc.args else "?", "required field missing"))
         except (ValueError, TypeError, AttributeError, ArithmeticError, IndexError) as exc:
             return UnreadableVignette(VignetteInputError(  # type: ignore[return-value]
-                v["id"], "?", f"input in a shape the {prefix_of(v['id'])} converter cannot read "
+                v["id"], "?", f"input in a shape the {converter_key(v)} converter cannot read "
                               f"({type(exc).__name__}: {exc})"))
     raise KeyError(f"no converter for vignette {v['id']}")
 
 
 def card_criteria_of(v: Vignette, builder: PatientBuilder) -> str:
     """The criteria of the card that answers this vignette."""
-    return getattr(builder, "card_criteria", None) or CARD_CRITERIA[prefix_of(v["id"])]
+    return getattr(builder, "card_criteria", None) or CARD_CRITERIA[converter_key(v)]
 
 
 def has_converter(v: Vignette) -> bool:

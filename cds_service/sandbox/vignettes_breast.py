@@ -137,15 +137,36 @@ def _derived_tn(inp: dict) -> tuple[str | None, str | None]:
     return ypt, ypn
 
 
+_DEFINITION_KEYS = ("pcr_definition", "definition", "pcr_definition_used", "definition_of_pcr")
+
+
+def _pcr_definition(v: Vignette, inp: dict) -> str | None:
+    """The pCR definition a vignette states ("ypT0 ypN0" or "ypT0/is ypN0", as the engine names them)."""
+    key = next((k for k in inp if k.lower() in _DEFINITION_KEYS), None)
+    if key is None:
+        return None
+    text = re.sub(r"\s+", " ", str(inp[key])).strip().lower()
+    if re.search(r"ypt0\s*/\s*t?is|ypt0is|ypt0 or ypt?is|in[ -]situ (allowed|permitted|accepted)", text):
+        return "ypT0/is ypN0"
+    if re.search(r"ypt0 ?ypn0|ypt0,? ?n0|no (invasive or in[ -]situ|residual (invasive|in[ -]situ) or)", text):
+        return "ypT0 ypN0"
+    raise VignetteInputError(v["id"], f"inputs.{key}", f"cannot read the pCR definition {inp[key]!r} "
+                                                         "(expected 'ypT0 ypN0' or 'ypT0/is ypN0')")
+
+
 @converter("PCR", engine.CRITERIA)
 def breast(v: Vignette) -> PatientBuilder:
     inp = v["inputs"]
+    definition = _pcr_definition(v, inp)
+    inp = {k: val for k, val in inp.items() if k.lower() not in _DEFINITION_KEYS}
     check_keys(v, inp, "", _known, _RELEVANT, "breast pCR/RCB")
     if not (inp.get("ypTN") or inp.get("ypT")):
         ypt, ypn = _derived_tn(inp)
         if ypt:
             inp = {**inp, "ypT": ypt, **({"ypN": ypn} if ypn and not inp.get("ypN") else {})}
     p = PatientBuilder(_pid(v))
+    if definition:
+        p.criteria_options["breast_pcr_definition"] = definition
     p.condition(icd10="C50.911", text="Invasive ductal carcinoma of right breast", onset=inp.get("diagnosis_date"))
     when = inp.get("surgery_date") or inp.get("date")
     progression = bool(inp.get("not_operated_due_to_progression") or inp.get("progression_before_surgery")
