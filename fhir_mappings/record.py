@@ -237,25 +237,16 @@ class PatientRecord:
                 coding = code.coding
                 if not coding:
                     continue
-                if len(coding) == 1:  # the usual case, without the pairs below
+                if len(coding) == 1:  # the usual case: no list comprehension
                     c = coding[0]
-                    bare, system = c.code, c.system
-                    if isinstance(bare, str):
-                        by_bare_code[bare.strip()].append(res)
-                    if isinstance(system, str):
-                        by_system[system].append(res)
-                    elif system is not None and not self._odd_system:
-                        try:
-                            hash(system)
-                        except TypeError:
-                            self._odd_system = True
-                    continue
-                pairs = [(c.code, c.system) for c in coding]
+                    pairs = ((c.code, c.system),)
+                else:
+                    pairs = [(c.code, c.system) for c in coding]
             elif isinstance(code, dict):
                 coding = code.get("coding")
                 if not isinstance(coding, list):
                     continue
-                pairs = [(c.get("code"), c.get("system")) for c in coding if isinstance(c, dict)]
+                pairs = [(c.get("code"), c.get("system")) for c in coding if isinstance(c, dict)]  # type: ignore[assignment]
             else:
                 continue
             systems: set[str] | str | None = None  # the systems this resource is listed under
