@@ -18,7 +18,11 @@ Conventions this engine applies (shared/reference/criteria.md §2; choices marke
   time point keeps PR until PD criteria are met against the nadir, even when the sum is no longer 30 % below
   baseline (RECIST Working Group FAQ "Managing PR when TP measurements change slightly over time";
   criteria.md §2.4). The strict per-time-point reading would say SD; vignette RECIST-03 accepts both.
-  Pass ``continuing_pr=False`` for the strict reading.
+  Pass ``continuing_pr=False`` for the strict reading. Where confirmation is required, an unconfirmed PR does
+  not continue (Table 3: PR then SD = SD).
+* Reappearance after CR: when the previous time point was an overall CR, a non-nodal target back above 0 mm or a
+  nodal target back to >= 10 mm short axis is PD (RECIST WG FAQ "Does a new lesion always result in PD?";
+  criteria.md §2.6).
 * Confirmation: a CR/PR is *confirmed* when a later assessment >= 28 days after the criteria were first met
   shows the same or better response with no PD between (§4.4.3 / Table 3). RECIST itself requires it only in
   non-randomised trials with response as the primary endpoint (``confirmation_required``); the card always
@@ -290,8 +294,9 @@ def assess(inputs: RecistInputs, as_of: date, *, continuing_pr: bool = True) -> 
     results: list[_TP] = []
     evaluable_sums: list[tuple[date, Decimal]] = [(baseline.date, baseline_sum)] if baseline_sum is not None else []
     nadir_sum = baseline_sum  # min() of evaluable_sums so far (the first of equal sums), kept as they are added
-    pr_assigned = False
+    pr_assigned = False  # a PR has been assigned (and confirmed where confirmation is required): it can continue
     cr_assigned = False
+    run_start: date | None = None  # first date of the current unbroken run of CR/PR time points
     # Per time point only what its evidence sentence shows is computed: the machine-readable values (percent
     # changes...) are read from the current (last) time point alone, and the nadir wording only for PD/SD/continuing
     # PR. The numbers that repeat (baseline sum, nadir) are formatted once. tests/test_eval_fast_forms.py compares
@@ -309,8 +314,9 @@ def assess(inputs: RecistInputs, as_of: date, *, continuing_pr: bool = True) -> 
             results.append(_TP(tp.date, None, tp.non_target, tp.new_lesion, overall, None, None, reported=True))
             ev.add("recist.timepoint.reported", f"{when}: overall response {overall} as reported "
                    "(no measurements in the record).", f"{CITE} Table 1", refs)
-            pr_assigned = pr_assigned or overall == "PR"
-            cr_assigned = cr_assigned or overall == "CR"
+            run_start = _track_response(results[-1], run_start, inputs.confirmation_required)
+            pr_assigned = pr_assigned or (run_start is not None and overall == "PR" and _counts(tp.date, run_start, inputs))
+            cr_assigned = cr_assigned or (run_start is not None and overall == "CR" and _counts(tp.date, run_start, inputs))
             continue
         target_resp: str | None = None
         tsum: Decimal | None = None
@@ -369,7 +375,15 @@ def assess(inputs: RecistInputs, as_of: date, *, continuing_pr: bool = True) -> 
                         nodal_ok = False
                         break
                 tsum_txt = fmt(tsum)
-                if _is_pd(tsum, nadir):
+                back = [lid for lid, c in contribs.items()
+                        if (c >= NODE_NORMAL_MM if base_targets[lid].nodal else c > 0)] \
+                    if results and results[-1].overall == "CR" else []
+                if back:
+                    target_resp = "PD"
+                    ev.add("recist.target.reappeared", f"{when}: overall CR at the previous assessment and "
+                           f"{', '.join(back)} has reappeared: PD (after a CR any reappearance is PD).",
+                           "RECIST Working Group FAQ 'Does a new lesion always result in PD?'; criteria.md §2.6", refs)
+                elif _is_pd(tsum, nadir):
                     target_resp = "PD"
                     ev.add("recist.target.pd", f"{when}: sum {tsum_txt} mm is "
                            f"{_nadir_text(tsum, nadir, nadir_txt_, from_nadir)}: PD "
@@ -417,8 +431,9 @@ def assess(inputs: RecistInputs, as_of: date, *, continuing_pr: bool = True) -> 
             evaluable_sums.append((tp.date, tsum))  # only complete sums can become the nadir
             if nadir_sum is None or tsum < nadir_sum:
                 nadir_sum = tsum
-        pr_assigned = pr_assigned or overall == "PR"
-        cr_assigned = cr_assigned or overall == "CR"
+        run_start = _track_response(results[-1], run_start, inputs.confirmation_required)
+        pr_assigned = pr_assigned or (run_start is not None and overall == "PR" and _counts(tp.date, run_start, inputs))
+        cr_assigned = cr_assigned or (run_start is not None and overall == "CR" and _counts(tp.date, run_start, inputs))
 
     if not results:
         return Assessment(
@@ -483,6 +498,20 @@ def assess(inputs: RecistInputs, as_of: date, *, continuing_pr: bool = True) -> 
                                   current.target_response == "NE" else ()),
         notes=_notes(ev, continuing_pr),
     )
+
+
+def _track_response(r: _TP, run_start: date | None, confirmation_required: bool) -> date | None:
+    """The first date of the unbroken run of CR/PR time points that ``r`` continues (None when ``r`` breaks it)."""
+    if r.overall not in ("CR", "PR"):
+        return None
+    return run_start or r.date
+
+
+def _counts(when: date, run_start: date, inputs: RecistInputs) -> bool:
+    """A CR/PR at ``when`` is assigned for the continuing-PR convention: at once when confirmation is not required,
+    else only once it has been sustained >= 28 days (criteria.md §2.4 note: "a PR once assigned (and confirmed,
+    where confirmation is required) stays PR"; §2.9 Table 3: PR then SD is SD)."""
+    return not inputs.confirmation_required or (when - run_start).days >= CONFIRMATION_DAYS
 
 
 def _nadir_text(tsum: Decimal, nadir: Decimal, nadir_txt: str, from_nadir: Decimal | None) -> str:

@@ -12,6 +12,7 @@ from typing import Iterable
 
 from rules.base import Assessment, EvidenceLog, Outcome, TimepointResult
 from rules.recist import (
+    _counts, _track_response,
     CATEGORY_LABELS, CITE, CONFIRMATION_DAYS, CRITERIA, NODE_NORMAL_MM, OUTCOMES, PD_ABSOLUTE_MM, PD_INCREASE_PCT,
     PR_DECREASE_PCT, SOURCE, TOO_SMALL_MM, _RANK, RecistInputs, TargetMeasurement, Timepoint,
 )
@@ -139,14 +140,16 @@ def recist_assess(inputs: RecistInputs, as_of: date, *, continuing_pr: bool = Tr
     nadir_sum = baseline_sum  # min() of evaluable_sums so far (the first of equal sums), kept as they are added
     pr_assigned = False
     cr_assigned = False
+    run_start = None
     for tp in tps[1:]:
         if not tp.targets and tp.reported_overall:
             overall = tp.reported_overall
             results.append(_TP(tp.date, None, tp.non_target, tp.new_lesion, overall, None, None, reported=True))
             ev.add("recist.timepoint.reported", f"{tp.date.isoformat()}: overall response {overall} as reported "
                    "(no measurements in the record).", f"{CITE} Table 1", _refs(tp))
-            pr_assigned = pr_assigned or overall == "PR"
-            cr_assigned = cr_assigned or overall == "CR"
+            run_start = _track_response(results[-1], run_start, inputs.confirmation_required)
+            pr_assigned = pr_assigned or (run_start is not None and overall == "PR" and _counts(tp.date, run_start, inputs))
+            cr_assigned = cr_assigned or (run_start is not None and overall == "CR" and _counts(tp.date, run_start, inputs))
             continue
         target_resp: str | None = None
         tsum: Decimal | None = None
@@ -191,7 +194,15 @@ def recist_assess(inputs: RecistInputs, as_of: date, *, continuing_pr: bool = Tr
                 )
                 nadir_txt = (f"{fmt_pct(pct_change(tsum, nadir))}, {'+' if tsum >= nadir else '−'}{fmt(abs(tsum - nadir))} mm "
                              f"vs nadir {fmt(nadir)} mm" if nadir > 0 else f"+{fmt(tsum)} mm over a nadir of 0 mm")
-                if _is_pd(tsum, nadir):
+                back = [lid for lid, c in contribs.items()
+                        if (c >= NODE_NORMAL_MM if base_targets[lid].nodal else c > 0)] \
+                    if results and results[-1].overall == "CR" else []
+                if back:
+                    target_resp = "PD"
+                    ev.add("recist.target.reappeared", f"{tp.date.isoformat()}: overall CR at the previous assessment and "
+                           f"{', '.join(back)} has reappeared: PD (after a CR any reappearance is PD).",
+                           "RECIST Working Group FAQ 'Does a new lesion always result in PD?'; criteria.md §2.6", _refs(tp))
+                elif _is_pd(tsum, nadir):
                     target_resp = "PD"
                     ev.add("recist.target.pd", f"{tp.date.isoformat()}: sum {fmt(tsum)} mm is {nadir_txt}: PD "
                            "(needs >= +20 % and >= +5 mm over the nadir).", f"{CITE} §4.3.1", _refs(tp))
@@ -231,8 +242,9 @@ def recist_assess(inputs: RecistInputs, as_of: date, *, continuing_pr: bool = Tr
             evaluable_sums.append((tp.date, tsum))  # only complete sums can become the nadir
             if nadir_sum is None or tsum < nadir_sum:
                 nadir_sum = tsum
-        pr_assigned = pr_assigned or overall == "PR"
-        cr_assigned = cr_assigned or overall == "CR"
+        run_start = _track_response(results[-1], run_start, inputs.confirmation_required)
+        pr_assigned = pr_assigned or (run_start is not None and overall == "PR" and _counts(tp.date, run_start, inputs))
+        cr_assigned = cr_assigned or (run_start is not None and overall == "CR" and _counts(tp.date, run_start, inputs))
 
     if not results:
         return Assessment(

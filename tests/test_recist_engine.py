@@ -169,3 +169,35 @@ def test_larger_sum_never_better(base, nadir, cur, more):
     def cat(c):
         return run(tp(0, base), tp(56, nadir), tp(112, c), continuing_pr=False).category
     assert ORDER[cat(cur + more)] <= ORDER[cat(cur)]
+
+
+# --- continuing PR needs a confirmed PR where confirmation is required (criteria.md §2.4 note; §2.9 Table 3) ----
+def test_unconfirmed_pr_does_not_continue_when_confirmation_is_required():
+    a = run(tp(0, 50), tp(56, 35), tp(112, 40), confirmation_required=True)
+    assert a.category == "SD" and a.values["best_overall_response"] == "SD"  # Table 3: PR then SD = SD
+
+
+def test_confirmed_pr_continues_when_confirmation_is_required():
+    a = run(tp(0, 50), tp(56, 35), tp(84, 34), tp(140, 40), confirmation_required=True)
+    assert a.category == "PR" and a.values["best_overall_response"] == "PR"
+
+
+def test_pr_continues_at_once_when_confirmation_is_not_required():
+    a = run(tp(0, 50), tp(56, 35), tp(112, 40))
+    assert a.category == "PR" and a.values["best_overall_response"] == "PR"
+
+
+# --- reappearance after an overall CR at the previous assessment is PD (criteria.md §2.6) ----------------------
+@pytest.mark.parametrize("sizes,nodal,expected", [
+    ((4, 0), (), "PD"),          # non-nodal target back at 4 mm (< 5 mm absolute) after CR: PD
+    ((0, 10), (1,), "PD"),       # node back to 10 mm short axis after CR: pathological again, PD
+    ((0, 9.9), (1,), "CR"),      # node 9.9 mm: still normal, CR continues
+])
+def test_reappearance_after_cr(sizes, nodal, expected):
+    a = run(tp(0, 20, 15, nodal=nodal), tp(56, 0, 8 if nodal else 0, nodal=nodal), tp(112, *sizes, nodal=nodal))
+    assert a.category == expected
+
+
+def test_reappearance_is_not_pd_when_the_previous_assessment_was_not_cr():
+    a = run(tp(0, 20, 15), tp(56, 0, 5), tp(112, 4, 0))  # PR, then 4 mm: PD needs >= 5 mm over the 4 mm nadir
+    assert a.category == "PR"
