@@ -15,6 +15,7 @@ from typing import Any
 
 from fhir_mappings import codes
 from fhir_mappings.record import (
+    LOCAL,
     SYSTEM_ALIASES,
     UCUM,
     PatientRecord,
@@ -438,6 +439,7 @@ def map_recist(record: PatientRecord, *, confirmation_required: bool | None = No
     confirm_obs = _status_by_date(record, codes.TRIAL_CONFIRMATION, tp_dates, stated[codes.TRIAL_CONFIRMATION])
     if confirmation_required is None:
         confirmation_required = any(v[0] == "yes" for v in confirm_obs.values())
+    min_sd_days = _min_sd_days(record, stated[codes.TRIAL_CONFIRMATION])
 
     all_dates = sorted({d for les in lesions.values() for d in les.sizes} | set(nt_status) | set(new_status) | set(reported))
     if not all_dates:
@@ -503,8 +505,31 @@ def map_recist(record: PatientRecord, *, confirmation_required: bool | None = No
     inputs = engine.RecistInputs(
         timepoints=tuple(timepoints), confirmation_required=confirmation_required,
         treatment_start=treatment_start, targets_auto_selected=selection is not None and bool(selection.targets),
+        **({"min_sd_days": min_sd_days} if min_sd_days is not None else {}),
     )
     return RecistMapping(inputs, selection)
+
+
+MIN_SD_INTERVAL = f"{LOCAL}|min-sd-interval-days"  # component of the protocol Observation: valueQuantity (d / wk)
+
+
+def _min_sd_days(record: PatientRecord, protocol: list[Resource]) -> int | None:
+    """The protocol's minimum interval for SD to count as best overall response (criteria.md §2.9: "at a minimum
+    interval defined in the protocol, generally not less than 6-8 weeks"), from a ``min-sd-interval-days``
+    component of the protocol Observation (``response-confirmation-required``); None when not stated."""
+    for obs in protocol:
+        for comp in _component(obs, MIN_SD_INTERVAL):
+            v, unit, _ = quantity(comp.get("valueQuantity"))
+            if v is None:
+                record.issue(obs, "minimum SD interval skipped", "no value")
+                continue
+            u = (unit or "d").lower()
+            if u in ("d", "day", "days"):
+                return int(v)
+            if u in ("wk", "w", "week", "weeks"):
+                return int(v * 7)
+            record.issue(obs, "minimum SD interval skipped", f"unit {unit!r} is not days or weeks")
+    return None
 
 
 def _non_target_status(d: date, baseline: date, non_targets: list[_Lesion], stated: dict) -> str | None:

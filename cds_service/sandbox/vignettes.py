@@ -259,109 +259,427 @@ def _pid(v: Vignette) -> str:
 
 # --- RECIST 1.1 ---------------------------------------------------------------------------------
 
-def _confirmation_required(design: str | None) -> bool:
+MIN_SD_INTERVAL = "http://remission-cds.org/fhir/CodeSystem/criteria-inputs|min-sd-interval-days"  # protocol component
+
+_NOT_REQUIRED_ENDPOINT = re.compile(r"progression[- ]free|\bpfs\b|overall survival|\bos\b|time to progression|\bttp\b|"
+                                    r"disease control|stable disease|\bdcr\b")
+
+
+def _confirmation_required(design: str | None, endpoint: str | None = None) -> bool:
+    """criteria.md §2.9: CR/PR confirmation is required only in non-randomised trials where response is the primary
+    endpoint; randomised trials, or an SD/PD/PFS (or survival) primary endpoint, need none. A single-arm design that
+    names no endpoint is read as a response-endpoint trial (public RECIST-17)."""
     d = (design or "").lower()
-    return ("single-arm" in d or "non-random" in d or "nonrandom" in d or "phase ii" in d) and "randomi" not in d.replace(
-        "non-randomi", "")
+    if re.search(r"confirmation (?:is )?not required|no confirmation|without confirmation", d):
+        return False
+    if re.search(r"confirmation (?:is )?required|confirmed response", d):
+        return True
+    non_random = "single-arm" in d or "single arm" in d or "non-random" in d or "nonrandom" in d or "phase ii" in d
+    if not non_random or "randomi" in d.replace("non-randomi", "").replace("nonrandomi", ""):
+        return False
+    ep = f"{d} {(endpoint or '').lower()}"
+    m = re.search(r"(?:primary )?end[- ]?point[^;,)]*", ep)
+    if m and _NOT_REQUIRED_ENDPOINT.search(m.group(0)) and not re.search(r"response rate|\borr\b|objective response",
+                                                                             m.group(0)):
+        return False
+    if endpoint and _NOT_REQUIRED_ENDPOINT.search(endpoint.lower()):
+        return False
+    return True
 
 
-def _size_mm(t: dict, base: str) -> Any:
-    """A size given as ``<base>_mm`` or ``<base>_cm`` (criteria.md §15 unit suffixes), in mm; None if absent."""
-    if t.get(f"{base}_mm") is not None:
-        return t[f"{base}_mm"]
-    if t.get(f"{base}_cm") is not None:
-        from decimal import Decimal
+_SIZE_UNITS = {"mm": Decimal(1), "cm": Decimal(10), "": None}
 
-        return Decimal(str(t[f"{base}_cm"])) * 10
+
+def _mm(v: Vignette, field: str, raw: Any, default_unit: str | None) -> Decimal | str | None:
+    """A diameter in mm from a number or a string with its unit ("45 mm", "3.5 cm"); the words "too small to
+    measure", "not assessed"/"not imaged" and "disappeared" come back as the markers "too_small", "ne" and 0."""
+    if raw is None:
+        return None
+    if isinstance(raw, str):
+        t = raw.strip().lower()
+        if "too small" in t or t in ("tstm", "present, too small"):
+            return "too_small"
+        if re.search(r"not (?:assessed|imaged|evaluated|measured|seen|done)|^ne$|^n/?a$|unevaluable|missing", t):
+            return "ne"
+        if re.search(r"disappear|resolved|absent|^gone|not visible", t):
+            return Decimal(0)
+    q = parse_quantity(raw)
+    if q is None or q[1] is not None:
+        raise VignetteInputError(v["id"], field, f"size {raw!r} is not a number with a unit (mm or cm)")
+    value, _, unit = q
+    unit = unit.lower().strip().rstrip(".")
+    if unit not in _SIZE_UNITS:
+        raise VignetteInputError(v["id"], field, f"unit {unit!r} of {raw!r} is not mm or cm")
+    factor = _SIZE_UNITS[unit] or (_SIZE_UNITS[default_unit] if default_unit else None)
+    if factor is None:
+        raise VignetteInputError(v["id"], field, f"size {raw!r} has no unit (write it as <name>_mm / <name>_cm or "
+                                                 "with the unit in the value)")
+    if value < 0:
+        raise VignetteInputError(v["id"], field, f"negative size {raw!r}")
+    return value * factor
+
+
+_LD_KEYS = ("ld", "longest_diameter", "longest_axis", "long_axis", "diameter", "size", "longest")
+_SA_KEYS = ("short_axis", "sa", "short_axis_diameter")
+_FRAG_KEYS = ("fragments", "fragment_lds", "split_fragments", "fragments_ld")
+_LESION_KEYS = {"id", "lesion_id", "name", "site", "location", "organ", "type", "nodal", "node", "reported_as",
+                "note", "notes", "comment", "description", "status", "role", "method", "modality", "finding"}
+_LESION_SIZE_LIKE = re.compile(r"mm|cm|diam|axis|size|(?:^|_)(?:ld|sa|ld_|sum)|fragment|measure|length|longest")
+
+
+def _size_field(v: Vignette, t: dict, where: str, bases: tuple[str, ...]) -> Any:
+    """The first of ``<base>_mm`` / ``<base>_cm`` / ``<base>`` (unit in the value) present in ``t``, in mm."""
+    for base in bases:
+        for suffix, unit in (("_mm", "mm"), ("_cm", "cm"), ("", None)):
+            key = f"{base}{suffix}"
+            if key in t and t[key] is not None:
+                return _mm(v, f"{where}{key}", t[key], unit)
+            if key in t and t[key] is None:
+                return "ne"
     return None
+
+
+def _lesion_known(key: str) -> bool:
+    k = key.lower()
+    if k in _LESION_KEYS:
+        return True
+    for base in _LD_KEYS + _SA_KEYS + _FRAG_KEYS:
+        if k in (base, f"{base}_mm", f"{base}_cm"):
+            return True
+    return False
 
 
 def _is_nodal(t: dict) -> bool:
     if t.get("type") is not None:
-        return str(t["type"]).lower() in ("nodal", "node", "lymph node")
-    if isinstance(t.get("nodal"), bool):
-        return t["nodal"]
-    site = str(t.get("site", "")).lower()
-    return "lymph node" in site or site.endswith(" ln") or " ln " in f" {site} "
+        ty = str(t["type"]).lower()
+        if ty in ("nodal", "node", "lymph node", "ln", "lymph_node") or "nodal" == ty.split()[0]:
+            return True
+        if ty in ("non-nodal", "nonnodal", "non nodal", "extranodal", "visceral"):
+            return False
+    for key in ("nodal", "node"):
+        if isinstance(t.get(key), bool):
+            return t[key]
+    if any(k.startswith(("short_axis", "sa_")) or k == "sa" for k in t):
+        return True
+    site = f"{t.get('site', '')} {t.get('location', '')} {t.get('organ', '')} {t.get('id', '')}".lower()
+    return "lymph node" in site or bool(re.search(r"\bln\b|\bnode\b|\bnodes\b|nodal", site))
 
 
-def _non_target_value(nt: Any) -> str:
-    txt = str(nt).lower()
-    if txt in ("none", "no", "absent at baseline"):
-        return "none"
-    if "not unequivocal" in txt or ("equivocal" in txt and "unequivocal" not in txt):
-        return "non-CR/non-PD"
-    if txt == "pd" or txt.startswith("pd") or "unequivocal" in txt or "progression" in txt:
-        return "PD"
-    if txt.startswith("cr") or "disappeared" in txt or "absent" in txt or "resolved" in txt:
+def _target_list(v: Vignette, tp: dict, where: str) -> list[dict]:
+    """Target lesions of a time point: a list of objects, or an object keyed by lesion id (value: a size in mm or
+    an object)."""
+    raw = None
+    for key in ("target_lesions", "targets", "target"):
+        if key in tp:
+            raw, where = tp[key], f"{where}{key}"
+            break
+    if raw is None:
+        return []
+    if isinstance(raw, dict):
+        out = []
+        for lid, val in raw.items():
+            if isinstance(val, dict):
+                out.append(dict(val, id=val.get("id", lid)))
+            else:
+                out.append({"id": lid, "ld": val if isinstance(val, str) else None,
+                            **({"ld_mm": val} if not isinstance(val, str) else {})})
+        return out
+    if isinstance(raw, list) and all(isinstance(x, dict) for x in raw):
+        return raw
+    raise VignetteInputError(v["id"], where, "target lesions must be a list of lesion objects or an object keyed "
+                                             "by lesion id")
+
+
+_NT_NONE = re.compile(r"^(?:none|no|nil|n/?a|-|false|absent at baseline|not present)\b|^no non[- ]?target|"
+                      r"^none at baseline|no non[- ]?target (?:lesions|disease)")
+_NT_NE = re.compile(r"\bnot (?:evaluated|assessed|imaged|evaluable|done|performed|measured)\b|^ne\b|unevaluable|"
+                    r"inevaluable|not all evaluated")
+_NT_NONPD = re.compile(r"non[- ]?cr\s*/\s*non[- ]?pd|non[- ]?pd|\bno (?:unequivocal )?progression|not unequivocal|"
+                       r"(?<!un)equivocal|\bstable\b|\bpersist|unchanged|no change|no significant change")
+_NT_PD = re.compile(r"^pd\b|unequivocal|progress(?:ion|ive|ed)\b|\bpd\b")
+_NT_CR = re.compile(r"^cr\b|complete response|\bcr\b|disappear|resolved|\babsent\b|no longer (?:seen|visible)|"
+                    r"normali[sz]")
+
+
+def _non_target_value(v: Vignette, nt: Any, where: str) -> str | None:
+    """Non-target status of a time point (criteria.md §2.5): CR | non-CR/non-PD | PD | NE, or "none" when the patient
+    has no non-target disease; None when not given."""
+    if nt is None:
+        return None
+    if isinstance(nt, bool):
+        return "non-CR/non-PD" if nt else "none"
+    if isinstance(nt, dict):
+        for key in ("status", "response", "category", "overall", "assessment"):
+            if key in nt:
+                return _non_target_value(v, nt[key], f"{where}.{key}")
+        raise VignetteInputError(v["id"], where, "non-target object without a status/response field")
+    if isinstance(nt, list):
+        vals = [_non_target_value(v, x.get("status", x.get("response")) if isinstance(x, dict) else x, where)
+                for x in nt]
+        vals = [x for x in vals if x not in (None, "none")]
+        if not vals:
+            return "none"
+        for cat in ("PD", "NE", "non-CR/non-PD"):
+            if cat in vals:
+                return cat
         return "CR"
-    if "not evaluated" in txt or "not assessed" in txt or txt == "ne":
+    txt = str(nt).strip().lower()
+    if _NT_NONE.search(txt):
+        return "none"
+    if _NT_NE.search(txt):
         return "NE"
-    return "non-CR/non-PD"
+    if _NT_NONPD.search(txt):
+        return "non-CR/non-PD"
+    if _NT_PD.search(txt):
+        return "PD"
+    if _NT_CR.search(txt):
+        return "CR"
+    return "non-CR/non-PD"  # a description of disease that is present ("small right pleural effusion")
+
+
+def _new_lesion_value(v: Vignette, nl: Any, where: str) -> str | None:
+    """yes | no | equivocal from a bool, a count, a list of lesions or words; None when not given.
+    A new node with short axis < 10 mm is not a new lesion (criteria.md §2.6, §2.1)."""
+    if nl is None:
+        return None
+    if isinstance(nl, bool):
+        return "yes" if nl else "no"
+    if isinstance(nl, (int, float, Decimal)):
+        return "yes" if nl > 0 else "no"
+    if isinstance(nl, dict):
+        for key in ("present", "new_lesions", "value", "status"):
+            if key in nl:
+                return _new_lesion_value(v, nl[key], f"{where}.{key}")
+        nl = [nl]
+    if isinstance(nl, list):
+        found = []
+        for i, x in enumerate(nl):
+            if isinstance(x, dict):
+                words = " ".join(str(x.get(k, "")) for k in ("status", "description", "note", "reported_as")).lower()
+                if x.get("equivocal") is True or ("equivocal" in words and "unequivocal" not in words):
+                    found.append("equivocal")
+                    continue
+                if _is_nodal(x):
+                    sa = _size_field(v, x, f"{where}[{i}].", _SA_KEYS) or _size_field(v, x, f"{where}[{i}].", _LD_KEYS)
+                    if isinstance(sa, Decimal) and sa < 10:
+                        continue  # a node < 10 mm short axis is normal, not a new lesion
+                found.append("yes")
+            else:
+                found.append(_new_lesion_value(v, x, f"{where}[{i}]") or "no")
+        return "yes" if "yes" in found else ("equivocal" if "equivocal" in found else "no")
+    txt = str(nl).strip().lower()
+    if "equivocal" in txt and "unequivocal" not in txt:
+        return "equivocal"
+    if re.match(r"^(?:no|none|false|absent|nil|not present|0)\b", txt):
+        return "no"
+    return "yes"
+
+
+_TP_KEYS = {"date", "label", "timepoint", "visit", "week", "day", "days_from_start", "study_day", "non_target",
+            "non_target_response", "non_target_status", "non_target_lesions", "non_target_details", "new_lesions",
+            "new_lesion", "new_lesions_details", "new_lesion_details", "target_lesions", "targets", "target",
+            "note", "notes", "reported_as", "comment", "modality", "imaging", "scan"}
+_TP_RELEVANT = re.compile(r"sum|target|lesion|mm|cm|size|new|progress|response|overall|date|week|day|ld|sld")
+_SUM_KEYS = ("target_sum", "sum", "sum_of_diameters", "sod", "sld", "target_sld", "sum_diameters", "sum_ld")
+_TOP_KEYS = {"trial_design", "design", "trial", "confirmation_required", "primary_endpoint", "endpoint",
+             "treatment_start", "treatment_start_date", "min_sd_interval_days", "min_sd_days", "min_sd_interval_weeks",
+             "min_sd_weeks", "min_sd_duration_days", "min_sd_duration_weeks", "timepoints", "baseline", "followup",
+             "follow_up", "followups", "follow_ups", "timepoint_overall_responses", "note", "notes", "histology",
+             "tumor", "tumour", "disease", "setting", "as_of", "diagnosis", "treatment", "therapy"}
+_TOP_RELEVANT = re.compile(_IMAGING_RELEVANT.pattern + r"|min_sd|confirm|overall|response|timepoint|scan|assessment|"
+                                                       r"visit|start|design|endpoint")
+
+
+def _label_date(v: Vignette, tp: dict, anchor: date | None, where: str) -> str:
+    """The date of a time point given by its label or offset only ("week 8", "day 56", ``week: 8``)."""
+    if isinstance(tp.get("date"), str):
+        return tp["date"]
+    offset = None
+    for key, mult in (("days_from_start", 1), ("study_day", 1), ("day", 1), ("week", 7)):
+        if isinstance(tp.get(key), (int, float)) and not isinstance(tp.get(key), bool):
+            offset = int(tp[key] * mult)
+            break
+    label = str(tp.get("label") or tp.get("timepoint") or tp.get("visit") or "").lower()
+    if offset is None:
+        if re.match(r"^\s*(?:baseline|screening|pre-?treatment)\b", label):
+            offset = 0
+        m = re.search(r"\b(?:week|wk|w)\s*(\d+)\b", label)
+        if m:
+            offset = 7 * int(m.group(1))
+        m = re.search(r"\bday\s*(\d+)\b", label)
+        if m and offset is None:
+            offset = int(m.group(1))
+    if offset is None or anchor is None:
+        raise VignetteInputError(v["id"], f"{where}date", "time point without a date (and no 'week N' / 'day N' "
+                                                          "label with a dated baseline or treatment_start)")
+    return (anchor + timedelta(days=offset)).isoformat()
+
+
+def _recist_timepoints(v: Vignette, inp: dict) -> list[dict]:
+    """Every imaging time point, oldest first, each with a date: from ``timepoints`` (a list, or an object keyed by
+    label) or from ``baseline`` + ``followup`` (and other dated objects, :func:`gather_timepoints`)."""
+    raw = inp.get("timepoints")
+    if isinstance(raw, dict):
+        raw = [dict(val, label=val.get("label", key)) for key, val in raw.items() if isinstance(val, dict)]
+    elif raw is None:
+        if "baseline" not in inp:
+            return []
+        g = gather_timepoints(v, {k: val for k, val in inp.items() if k != "timepoint_overall_responses"})
+        base = g.get("baseline")
+        if not isinstance(base, dict):
+            raise VignetteInputError(v["id"], "baseline", "baseline must be an object (a time point)")
+        follow = g.get("followup") or g.get("follow_up") or g.get("followups") or g.get("follow_ups") or []
+        follow = follow if isinstance(follow, list) else [follow]
+        raw = [dict(base, label=base.get("label", "baseline"))] + list(follow)
+    if not isinstance(raw, list) or not all(isinstance(t, dict) for t in raw):
+        raise VignetteInputError(v["id"], "timepoints", "time points must be a list of objects")
+    start = inp.get("treatment_start") or inp.get("treatment_start_date")
+    first_date = next((t["date"] for t in raw if isinstance(t.get("date"), str)), None)
+    base_date = raw[0].get("date") if raw and isinstance(raw[0].get("date"), str) else None
+    anchor_txt = start or base_date or first_date
+    anchor = date.fromisoformat(anchor_txt[:10]) if anchor_txt else None
+    out = []
+    for i, tp in enumerate(raw):
+        out.append(dict(tp, date=_label_date(v, tp, anchor, f"timepoints[{i}].")))
+    return sorted(out, key=lambda t: t["date"])
+
+
+def _min_sd_days(v: Vignette, inp: dict) -> int | None:
+    for key, mult in (("min_sd_interval_days", 1), ("min_sd_days", 1), ("min_sd_duration_days", 1),
+                      ("min_sd_interval_weeks", 7), ("min_sd_weeks", 7), ("min_sd_duration_weeks", 7)):
+        if inp.get(key) is not None:
+            q = parse_quantity(inp[key])
+            if q is None:
+                raise VignetteInputError(v["id"], key, f"{inp[key]!r} is not a number of days/weeks")
+            unit = q[2].lower()
+            if unit.startswith("w"):
+                mult = 7
+            elif unit.startswith("d"):
+                mult = 1
+            return int(q[0] * mult)
+    return None
 
 
 @converter("RECIST", "RECIST 1.1")
 def recist(v: Vignette) -> PatientBuilder:
     inp = v["inputs"]
+    check_keys(v, inp, "", lambda k: k.lower() in _TOP_KEYS or (isinstance(inp[k], dict) and "date" in inp[k]),
+               _TOP_RELEVANT, "RECIST")
     p = PatientBuilder(_pid(v))
     p.condition(icd10="C80.1", text="Malignant neoplasm, metastatic solid tumour", onset="2023-12-01")
-    if inp.get("confirmation_required") is True or _confirmation_required(inp.get("trial_design")):
-        first = (inp.get("timepoints") or inp.get("timepoint_overall_responses") or [{}])[0].get("date", "2024-01-01")
-        p.observation(codes.TRIAL_CONFIRMATION, first, value_bool=True, category="survey")
-    if inp.get("treatment_start"):
-        p.medication(inp["treatment_start"], "Systemic anticancer therapy (protocol)")
+    timepoints = _recist_timepoints(v, inp)
+    reported = inp.get("timepoint_overall_responses") or []
+    start = inp.get("treatment_start") or inp.get("treatment_start_date")
+    if reported:
+        rows = []
+        for i, r in enumerate(reported):
+            if not isinstance(r, dict):
+                raise VignetteInputError(v["id"], f"timepoint_overall_responses[{i}]", "must be an object")
+            overall = next((r[k] for k in ("overall", "overall_response", "response", "category", "timepoint_response")
+                            if r.get(k) is not None), None)
+            if overall is None:
+                raise VignetteInputError(v["id"], f"timepoint_overall_responses[{i}].overall", "required field missing")
+            overall = str(overall).strip().upper().replace("NON-CR/NON-PD", "non-CR/non-PD")
+            if overall not in ("CR", "PR", "SD", "PD", "NE", "non-CR/non-PD"):
+                raise VignetteInputError(v["id"], f"timepoint_overall_responses[{i}].overall",
+                                         f"{overall!r} is not CR/PR/SD/PD/NE/non-CR/non-PD")
+            anchor = date.fromisoformat(start[:10]) if start else None
+            rows.append((_label_date(v, r, anchor, f"timepoint_overall_responses[{i}]."), overall))
+        reported = rows
+    dates = [t["date"] for t in timepoints] + [d for d, _ in reported]
+    required = inp.get("confirmation_required")
+    if isinstance(required, str):
+        required = required.strip().lower() in ("yes", "true", "required", "y")
+    if required is None:
+        required = _confirmation_required(inp.get("trial_design") or inp.get("design") or inp.get("trial"),
+                                          inp.get("primary_endpoint") or inp.get("endpoint"))
+    min_sd = _min_sd_days(v, inp)
+    if dates:
+        comps = [{"code": {"coding": [{"system": MIN_SD_INTERVAL.split("|")[0], "code": MIN_SD_INTERVAL.split("|")[1]}]},
+                  "valueQuantity": {"value": min_sd, "unit": "d", "system": "http://unitsofmeasure.org", "code": "d"}}
+                 ] if min_sd is not None else []
+        if required or comps:
+            p.observation(codes.TRIAL_CONFIRMATION, min(dates), value_bool=bool(required), category="survey",
+                          components=comps)
+    if start:
+        p.medication(start, "Systemic anticancer therapy (protocol)")
     lesions: dict[str, dict] = {}
-    for tp in inp.get("timepoints", []):
+    for i, tp in enumerate(timepoints):
+        where = f"timepoints[{i}]."
+        check_keys(v, tp, where, lambda k: k.lower() in _TP_KEYS or any(
+            k.lower() in (b, f"{b}_mm", f"{b}_cm") for b in _SUM_KEYS), _TP_RELEVANT, "RECIST")
         when = tp["date"]
         results = []
-        targets = list(tp.get("target_lesions") or [])
-        if not targets and _size_mm(tp, "target_sum") is not None:
+        targets = _target_list(v, tp, where)
+        tsum = _size_field(v, tp, where, _SUM_KEYS)
+        if targets and tsum is not None:
+            pass  # the lesions are what the record holds; the stated sum is the author's arithmetic
+        elif not targets and tsum is not None:
             # only the sum of diameters is given: the record holds it as one aggregate target measurement
             targets = [{"id": "SUM", "site": "sum of target lesion diameters", "type": "non-nodal",
-                        "ld_mm": _size_mm(tp, "target_sum")}]
-        for t in targets:
+                        "ld_mm": None if tsum == "ne" else tsum, **({"reported_as": "not assessed"} if tsum == "ne"
+                                                                     else {})}]
+        for j, t in enumerate(targets):
+            lw = f"{where}target_lesions[{j}]."
+            check_keys(v, t, lw, _lesion_known, _LESION_SIZE_LIKE, "RECIST")
             nodal = _is_nodal(t)
-            lid = str(t.get("id") or t.get("site") or f"T{len(lesions) + 1}")
+            lid = str(t.get("id") or t.get("lesion_id") or t.get("name") or t.get("site") or f"T{j + 1}")
             if lid not in lesions:
-                lesions[lid] = p.lesion(lid, t.get("site", "unspecified"), nodal=nodal)
+                site = str(t.get("site") or t.get("location") or t.get("organ") or "unspecified")
+                lesions[lid] = p.lesion(lid, site, nodal=nodal)
             body = lesions[lid]
-            size = (_size_mm(t, "short_axis") if nodal else None)
+            frags = None
+            for base in _FRAG_KEYS:
+                for suffix, unit in (("_mm", "mm"), ("_cm", "cm"), ("", None)):
+                    if isinstance(t.get(f"{base}{suffix}"), list):
+                        frags = [_mm(v, f"{lw}{base}{suffix}", x, unit) for x in t[f"{base}{suffix}"]]
+            size: Any = None
+            if frags is not None:
+                if any(not isinstance(f, Decimal) for f in frags):
+                    raise VignetteInputError(v["id"], f"{lw}fragments", "every fragment needs a measured size")
+                size = sum(frags, Decimal(0))  # split lesion: fragment diameters are added (criteria.md §2.3)
+            if size is None and nodal:
+                size = _size_field(v, t, lw, _SA_KEYS)
             if size is None:
-                size = _size_mm(t, "ld")
-            reported = (t.get("reported_as") or "").lower()
+                size = _size_field(v, t, lw, _LD_KEYS)
+            reported_as = str(t.get("reported_as") or t.get("status") or "").lower()
             kwargs: dict[str, Any] = {"role": "target"}
-            if size is None and ("disappeared" in reported or "resolved" in reported):
-                size = 0
-            if size is None:
+            if size in (None, "ne"):
+                if "too small" in reported_as:
+                    size = "too_small"
+                elif re.search(r"disappear|resolved|no longer (?:seen|visible)", reported_as):
+                    size = Decimal(0)
+                elif size is None and not re.search(r"not (?:assessed|imaged|evaluated|measured|seen|done)|missing|"
+                                                    r"\bne\b|unevaluable", reported_as):
+                    raise VignetteInputError(v["id"], f"{lw}ld_mm", "target lesion without a size (give ld_mm / "
+                                                                     "short_axis_mm, or null with reported_as 'not "
+                                                                     "assessed')")
+            if size == "too_small":
+                kwargs["too_small"] = True
+            elif size in (None, "ne"):
                 kwargs["not_assessed"] = True
             elif nodal:
                 kwargs["short_axis_mm"] = size
-                kwargs["longest_mm"] = _size_mm(t, "ld") or size
+                ld = _size_field(v, t, lw, _LD_KEYS)
+                kwargs["longest_mm"] = ld if isinstance(ld, Decimal) else size
             else:
                 kwargs["longest_mm"] = size
-            if "too small" in reported and size is None:
-                kwargs = {"role": "target", "too_small": True}
             results.append(p.tumor_size(body, when, **kwargs))
-        nt = tp.get("non_target")
+        nt_key = next((k for k in ("non_target", "non_target_response", "non_target_status", "non_target_lesions")
+                       if k in tp), None)
+        nt = _non_target_value(v, tp[nt_key], f"{where}{nt_key}") if nt_key else None
         if nt is not None:
-            results.append(p.observation(codes.NON_TARGET_RESPONSE, when, value_code=_non_target_value(nt),
-                                         category="imaging", note=tp.get("non_target_details")))
-        nl = tp.get("new_lesions")
-        if isinstance(nl, list):
-            nl = bool(nl)
-        if isinstance(nl, (int, float)) and not isinstance(nl, bool):
-            nl = nl > 0
-        if isinstance(nl, bool):
-            results.append(p.observation(codes.NEW_LESION, when, value_bool=nl, category="imaging"))
-        elif isinstance(nl, str):
-            value = "equivocal" if "equivocal" in nl.lower() and "unequivocal" not in nl.lower() else (
-                "no" if nl.lower() in ("no", "none", "false") else "yes")
+            results.append(p.observation(codes.NON_TARGET_RESPONSE, when, value_code=nt, category="imaging",
+                                         note=tp.get("non_target_details")))
+        nl_key = next((k for k in ("new_lesions", "new_lesion") if k in tp), None)
+        nl = _new_lesion_value(v, tp[nl_key], f"{where}{nl_key}") if nl_key else None
+        if nl is not None:
             results.append(p.observation(codes.NEW_LESION, when, value_code=("http://remission-cds.org/fhir/"
-                                         "CodeSystem/criteria-inputs", value), category="imaging"))
+                                         "CodeSystem/criteria-inputs", nl), category="imaging"))
         p.report(when, results=results, conclusion=None)
-    for r in inp.get("timepoint_overall_responses", []):
-        obs = p.observation(codes.TIMEPOINT_RESPONSE, r["date"], value_code=r["overall"], category="imaging")
-        p.report(r["date"], results=[obs])
+    for when, overall in reported:
+        obs = p.observation(codes.TIMEPOINT_RESPONSE, when, value_code=overall, category="imaging")
+        p.report(when, results=[obs])
     return p
 
 
