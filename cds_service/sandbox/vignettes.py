@@ -478,7 +478,7 @@ def _new_lesion_value(v: Vignette, nl: Any, where: str) -> str | None:
 _TP_KEYS = {"date", "label", "timepoint", "visit", "week", "day", "days_from_start", "study_day", "non_target",
             "non_target_response", "non_target_status", "non_target_lesions", "non_target_details", "new_lesions",
             "new_lesion", "new_lesions_details", "new_lesion_details", "target_lesions", "targets", "target",
-            "note", "notes", "reported_as", "comment", "modality", "imaging", "scan"}
+            "lesions", "note", "notes", "reported_as", "comment", "modality", "imaging", "scan"}
 _TP_RELEVANT = re.compile(r"sum|target|lesion|mm|cm|size|new|progress|response|overall|date|week|day|ld|sld")
 _SUM_KEYS = ("target_sum", "sum", "sum_of_diameters", "sod", "sld", "target_sld", "sum_diameters", "sum_ld")
 _TOP_KEYS = {"trial_design", "design", "trial", "confirmation_required", "primary_endpoint", "endpoint",
@@ -619,8 +619,24 @@ def recist(v: Vignette) -> PatientBuilder:
             targets = [{"id": "SUM", "site": "sum of target lesion diameters", "type": "non-nodal",
                         "ld_mm": None if tsum == "ne" else tsum, **({"reported_as": "not assessed"} if tsum == "ne"
                                                                      else {})}]
-        for j, t in enumerate(targets):
-            lw = f"{where}target_lesions[{j}]."
+        entries: list[tuple[dict, str | None, str]] = [(t, "target", f"{where}target_lesions[{j}].")
+                                                       for j, t in enumerate(targets)]
+        if tp.get("lesions") is not None:
+            # every lesion measured, no target/non-target choice: the record carries no role and the mapper selects
+            # the targets at baseline as RECIST does (5 in all, 2 per organ; criteria.md §2.2)
+            if any(_target_list(v, t, "") for t in timepoints):
+                raise VignetteInputError(v["id"], f"{where}lesions", "give either target_lesions (with roles) or "
+                                                                     "lesions (targets chosen at baseline), not both")
+            raw_lesions = tp["lesions"]
+            if not isinstance(raw_lesions, list) or not all(isinstance(x, dict) for x in raw_lesions):
+                raise VignetteInputError(v["id"], f"{where}lesions", "must be a list of lesion objects")
+            for j, t in enumerate(raw_lesions):
+                role = str(t.get("role") or "").lower().replace("_", "-") or None
+                if role not in (None, "target", "non-target", "new"):
+                    raise VignetteInputError(v["id"], f"{where}lesions[{j}].role", f"{role!r} is not target / "
+                                                                                    "non-target / new")
+                entries.append((t, role, f"{where}lesions[{j}]."))
+        for j, (t, role, lw) in enumerate(entries):
             check_keys(v, t, lw, _lesion_known, _LESION_SIZE_LIKE, "RECIST")
             nodal = _is_nodal(t)
             lid = str(t.get("id") or t.get("lesion_id") or t.get("name") or t.get("site") or f"T{j + 1}")
@@ -643,7 +659,7 @@ def recist(v: Vignette) -> PatientBuilder:
             if size is None:
                 size = _size_field(v, t, lw, _LD_KEYS)
             reported_as = str(t.get("reported_as") or t.get("status") or "").lower()
-            kwargs: dict[str, Any] = {"role": "target"}
+            kwargs: dict[str, Any] = {"role": role}
             if size in (None, "ne"):
                 if "too small" in reported_as:
                     size = "too_small"
