@@ -14,7 +14,7 @@ import msgspec
 import orjson
 
 from cds_service.prefetch import TEMPLATE_KEYS
-from fhir_mappings.rawjson import Bundle, lazy_bundle, lazy_value
+from fhir_mappings.rawjson import Bundle, decode, lazy_bundle, lazy_value
 
 _UNSET = msgspec.UNSET
 _PATIENT_KEY = "patient"  # the one template that is a read (a resource), not a search (a Bundle)
@@ -66,7 +66,7 @@ def _typed_prefetch(prefetch: Any) -> dict[str, Any] | None:
         if value is _UNSET:
             continue
         if key == _PATIENT_KEY:
-            out[key] = msgspec.json.decode(value)
+            out[key] = decode(value)
         elif value is None:
             out[key] = None
         elif value.resourceType == "Bundle":

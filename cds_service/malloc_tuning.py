@@ -21,6 +21,17 @@ M_MMAP_THRESHOLD = -3
 MMAP_THRESHOLD_MAX = 32 * 1024 * 1024  # glibc's ceiling for M_MMAP_THRESHOLD on 64-bit
 
 
+def _glibc() -> ctypes.CDLL | None:
+    """The C library when it is glibc on Linux (musl's and macOS's allocators take no such settings), else None."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+    except OSError:
+        return None
+    return libc if hasattr(libc, "gnu_get_libc_version") and hasattr(libc, "mallopt") else None
+
+
 def tune(keep_mb: int | None = None) -> bool:
     """Fix malloc's trim and mmap thresholds; True when applied."""
     if keep_mb is None:
@@ -28,27 +39,16 @@ def tune(keep_mb: int | None = None) -> bool:
             keep_mb = int(os.environ.get("REMISSION_CDS_MALLOC_KEEP_MB", "64"))
         except ValueError:
             keep_mb = 64
-    if keep_mb <= 0 or not sys.platform.startswith("linux"):
-        return False
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        mallopt = libc.mallopt
-    except (OSError, AttributeError):
-        return False
-    if not hasattr(libc, "gnu_get_libc_version"):  # not glibc (e.g. musl): its mallopt does nothing useful
+    libc = _glibc() if keep_mb > 0 else None
+    if libc is None:
         return False
     keep = keep_mb * 1024 * 1024
-    ok = mallopt(M_MMAP_THRESHOLD, min(keep, MMAP_THRESHOLD_MAX)) == 1
-    return mallopt(M_TRIM_THRESHOLD, keep) == 1 and ok
+    ok = libc.mallopt(M_MMAP_THRESHOLD, min(keep, MMAP_THRESHOLD_MAX)) == 1
+    return libc.mallopt(M_TRIM_THRESHOLD, keep) == 1 and ok
 
 
 def trim() -> bool:
     """Return the memory freed so far to the kernel once (``malloc_trim(0)``; glibc only). Run at the end of
     start-up: what start-up built and dropped is not needed again, unlike a hook call's memory."""
-    if not sys.platform.startswith("linux"):
-        return False
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        return bool(libc.malloc_trim(0))
-    except (OSError, AttributeError):
-        return False
+    libc = _glibc()
+    return bool(libc.malloc_trim(0)) if libc is not None else False

@@ -16,7 +16,7 @@ from typing import Any
 from cds_service.config import Settings
 from cds_service.fhir_client import FetchError, FhirServer, check_server_allowed, next_link
 from fhir_mappings.pipeline import observation_codes
-from fhir_mappings.rawjson import LazyBundle
+from fhir_mappings.rawjson import LazyBundle, type_of
 
 REPORT_CATEGORIES = (
     "http://loinc.org|LP29684-5",                                   # Radiology (US Core note category)
@@ -116,27 +116,26 @@ class Resolved:
     fetched: list[str] = field(default_factory=list)
 
 
-def _entries(value: Any) -> tuple[list[dict], bool]:
-    """Resources in a prefetch value; second item True when the value is (or holds) an OperationOutcome only."""
-    if type(value) is LazyBundle:  # the hook's own decoder (fhir_mappings/rawjson.py): heads only, so far
+def _entries(value: Any) -> tuple[list[Any], bool]:
+    """Resources in a prefetch value (dicts, or RawResources of the hook's lazy decoder, fhir_mappings/rawjson.py);
+    second item True when the value is (or holds) an OperationOutcome only."""
+    if type(value) is LazyBundle:
         out = value.resources
-        if out and out[0].head.resourceType == "OperationOutcome":
-            kept = [r for r in out if r.head.resourceType != "OperationOutcome"]
-            return kept, not kept
-        return out, False
-    if not isinstance(value, dict):
+    elif not isinstance(value, dict):
         return [], False
-    if value.get("resourceType") == "OperationOutcome":
+    elif value.get("resourceType") == "OperationOutcome":
         return [], True
-    if value.get("resourceType") == "Bundle":
-        # one comprehension over every entry (thousands per call). OperationOutcome entries (search warnings) are
-        # rare: PatientRecord skips them; here they matter only when the Bundle holds nothing else
+    elif value.get("resourceType") == "Bundle":
+        # one comprehension over every entry (thousands per call)
         out = [r for e in value.get("entry") or () if isinstance(e, dict) and isinstance(r := e.get("resource"), dict)]
-        if out and out[0].get("resourceType") == "OperationOutcome":
-            kept = [r for r in out if r.get("resourceType") != "OperationOutcome"]
-            return kept, not kept
-        return out, False
-    return [value], False
+    else:
+        return [value], False
+    # OperationOutcome entries (search warnings) are rare: PatientRecord skips them; here they matter only when the
+    # Bundle holds nothing else
+    if out and type_of(out[0]) == "OperationOutcome":
+        kept = [r for r in out if type_of(r) != "OperationOutcome"]
+        return kept, not kept
+    return out, False
 
 
 def _of_patient(resources: list[dict], patient_id: Any) -> list[dict]:

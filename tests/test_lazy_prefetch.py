@@ -1,4 +1,4 @@
-"""Prefetch Bundles read lazily (fhir_mappings/rawjson.py, cds_service/jsonio.py ``loads_hook_request``) must give
+"""Prefetch Bundles read lazily (fhir_mappings/rawjson.py, cds_service/hook_body.py ``loads_hook_request``) must give
 exactly what decoding everything gives: the same record look-ups, the same cards, the same errors."""
 from __future__ import annotations
 
