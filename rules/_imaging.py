@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal, localcontext
 from fractions import Fraction
-from typing import Iterable, Mapping, Optional, Sequence
+from typing import Callable, Iterable, Mapping, Optional, Sequence
 
 from .base import PRECISION, D, Number, change_at_least, change_at_most, fmt, fmt_pct, pct_change
 
@@ -68,6 +68,22 @@ def p(value: Dec) -> str:
 
 # Non-target status words used by the overall tables (RECIST 1.1 §4.3.3); None = no non-target disease.
 NT_CR, NT_NN, NT_PD, NT_NE = "CR", "non-CR/non-PD", "PD", "NE"
+
+
+def non_target_at(value: Optional[str], normalise: Callable[[Optional[str]], Optional[str]], baseline_present: bool,
+                  when: date, missing: list[str]) -> Optional[str]:
+    """A time point's non-target status read with the criterion's own ``normalise``: NE (with the reason added to
+    ``missing``) when the value cannot be read, or when non-target disease was present at baseline and this time
+    point says nothing of it; None when there is none to assess."""
+    try:
+        nt = normalise(value)
+    except ValueError as err:
+        missing.append(str(err))
+        return NT_NE
+    if nt is None and baseline_present:
+        missing.append(f"non-target disease not assessed on {when}")
+        return NT_NE
+    return nt
 
 
 def overall_response(target: str, nt: Optional[str], new: bool) -> str:

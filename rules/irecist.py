@@ -54,6 +54,7 @@ from ._imaging import (
     classify_sum,
     dec,
     mm,
+    non_target_at,
     overall_response,
     progression_established,
     response_confirmed,
@@ -395,14 +396,7 @@ def assess(inputs: IRecistInputs, as_of: date) -> Assessment:
         else:
             target, full = "none", None
         # ---- non-target
-        try:
-            nt = normalise_non_target(tp.non_target)
-        except ValueError as err:
-            nt = NT_NE
-            missing_here.append(str(err))
-        if nt is None and base_nt is not None:
-            nt = NT_NE
-            missing_here.append(f"non-target disease not assessed on {tp.date}")
+        nt = non_target_at(tp.non_target, normalise_non_target, base_nt is not None, tp.date, missing_here)
         if nt is not None:
             log.add(f"irecist.nontarget.{'pd' if nt == NT_PD else nt.lower().replace('/', '_').replace('-', '')}",
                     f"{tp.date}: non-target disease {nt}", "Eisenhauer 2009 (RECIST 1.1) §4.3.3", refs)

@@ -54,6 +54,7 @@ from ._imaging import (
     classify_sum,
     dec,
     mm,
+    non_target_at,
     overall_response,
     progression_established,
     response_confirmed,
@@ -366,14 +367,7 @@ def assess(inputs: MrecistInputs, as_of: date) -> Assessment:
         else:
             target, reading = "none", None
         # ---- non-target
-        try:
-            nt = normalise_non_target(tp.non_target)
-        except ValueError as err:
-            nt = NT_NE
-            missing.append(str(err))
-        if nt is None and base_nt is not None:
-            nt = NT_NE
-            missing.append(f"non-target disease not assessed on {tp.date}")
+        nt = non_target_at(tp.non_target, normalise_non_target, base_nt is not None, tp.date, missing)
         if nt is not None:
             word = {NT_CR: "CR (no enhancement)", NT_NN: "IR/SD (enhancement persists)", NT_PD: "PD",
                     NT_NE: "not evaluated"}[nt]
