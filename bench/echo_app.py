@@ -1,10 +1,12 @@
-"""The yardstick: a trivial CDS Hooks endpoint served with the same gunicorn settings as the service.
+"""The floor: the yardstick's work (bench/echo_flask.py) as a bare WSGI callable, without a web framework.
 
-It does what every CDS service must do and nothing more: read the whole body, decode it with orjson (the
-cyclic GC paused until the decoded tree is freed, as the service does), touch ``prefetch.observations.entry``
-and answer one small card. Anything the service costs beyond this is the price of its own work.
+It does what every CDS service must do and nothing more: read the whole body, decode it with orjson (the cyclic
+GC paused until the decoded tree is freed, as the service does), touch ``prefetch.observations.entry`` and answer
+one small card. The goals are ratios to the Flask yardstick of shared/reference/performance.md
+(bench/echo_flask.py); this bare form is reported next to it as the lowest a Python WSGI service can go (the
+service answers hook calls through its own WSGI fast path, cds_service/app.py ``hook_wsgi``).
 
-    .venv/bin/gunicorn -b 127.0.0.1:8099 -w 2 -k sync 'bench.echo_app:app'
+    .venv/bin/gunicorn -b 127.0.0.1:8098 -w 2 -k sync 'bench.echo_app:app'
 """
 from __future__ import annotations
 
@@ -23,19 +25,23 @@ def _answer(raw: bytes) -> bytes:
     return orjson.dumps({"cards": [card]})
 
 
+def answer_gc_paused(raw: bytes) -> bytes:
+    gc_was = gc.isenabled()
+    gc.disable()
+    try:
+        return _answer(raw)  # the decoded tree dies with _answer's frame, before the GC is back on
+    finally:
+        if gc_was:
+            gc.enable()
+
+
 def app(environ, start_response):  # noqa: ANN001, ANN201 (WSGI)
     if environ.get("REQUEST_METHOD") != "POST":
         body = b'{"status":"ok"}'
         start_response("200 OK", _HEADERS + [("Content-Length", str(len(body)))])
         return [body]
     length = int(environ.get("CONTENT_LENGTH") or 0)
-    raw = environ["wsgi.input"].read(length)
-    gc_was = gc.isenabled()
-    gc.disable()
-    try:
-        body = _answer(raw)  # the decoded tree dies with _answer's frame, before the GC is back on
-    finally:
-        if gc_was:
-            gc.enable()
+    body = answer_gc_paused(environ["wsgi.input"].read(length))
     start_response("200 OK", _HEADERS + [("Content-Length", str(len(body)))])
     return [body]
+

@@ -40,3 +40,24 @@ def test_generated_request_is_a_valid_hook_call_and_answered(client):
     resp = client.post("/cds-services/remission-status", data=body, content_type="application/json")
     assert resp.status_code == 200
     assert resp.get_json()["cards"]
+
+
+def test_benchmark_command_runs_the_service_and_both_echoes(tmp_path):
+    """`bench/run.py` end to end at a tiny size: three gunicorn servers start, answer, are measured and stopped.
+
+    No timing is asserted (these machines are shared); only that the command works and reports every target."""
+    import json
+    import subprocess
+
+    out = tmp_path / "bench.json"
+    cmd = [sys.executable, str(ROOT / "bench" / "run.py"), "--quick", "--sizes", "20", "--concurrency", "1",
+           "--repeats", "1", "--duration", "0.3", "--min-requests", "3", "--workers", "1", "--no-inprocess",
+           "--no-write", "--json", str(out)]
+    done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=240)
+    assert done.returncode == 0, done.stderr[-2000:]
+    data = json.loads(out.read_text())
+    (size,) = data["sizes"]
+    assert {c["target"] for c in size["cells"]} == {"echo", "bare", "service"}
+    assert all(c["errors"] == 0 and c["count"] >= 3 for c in size["cells"])
+    assert set(size["peak_rss"]) == {"echo", "bare", "service"} and all(v > 0 for v in size["peak_rss"].values())
+    assert "G1 p50 service/echo, N=20, c=1" in done.stdout and "peak ratio service/echo" in done.stdout
