@@ -11,6 +11,8 @@ from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any, Iterable, Iterator
 
+import msgspec
+
 from fhir_mappings.rawjson import Concept, RawResource, resource_of, type_of
 
 Resource = dict[str, Any]
@@ -107,12 +109,17 @@ def parse_date(value: Any) -> date | None:
         return None
 
 
+# the members effective_date reads, in its order (ReportHead holds them all)
+DATE_KEYS = ("effectiveDateTime", "issued", "performedDateTime", "recordedDate", "authoredOn", "onsetDateTime")
+PERIOD_KEYS = ("effectivePeriod", "performedPeriod")
+
+
 def effective_date(res: Resource) -> date | None:
-    for key in ("effectiveDateTime", "issued", "performedDateTime", "recordedDate", "authoredOn", "onsetDateTime"):
+    for key in DATE_KEYS:
         d = parse_date(res.get(key))
         if d:
             return d
-    for key in ("effectivePeriod", "performedPeriod"):
+    for key in PERIOD_KEYS:
         p = res.get(key)
         if isinstance(p, dict):
             d = parse_date(p.get("start")) or parse_date(p.get("end"))
@@ -176,6 +183,30 @@ def _has_coding(concept: Any, system: str, code: str) -> bool:
                 if SYSTEM_ALIASES.get(s, s) == system:
                     return True
     return False
+
+
+def _head_get(self: Any, key: str, default: Any = None) -> Any:
+    """``dict.get`` over the members a :class:`ReportHead` holds; any other member is an error, never a silent
+    None (a reader that needs more of the report must decode it: ``record.get(ref_of(head))``)."""
+    if key not in _REPORT_HEAD_FIELDS:
+        raise KeyError(f"a ReportHead does not hold {key!r}")
+    value = getattr(self, key)
+    return default if value is msgspec.UNSET else value
+
+
+# What the record's report readers (report_text.stated_in_record, recist._report_dates) read of a DiagnosticReport:
+# its reference, the members effective_date reads, its text (report_text.report_texts: conclusion, conclusionCode,
+# presentedForm) and its result references. Read from the raw JSON of a report not yet decoded (a scan that builds
+# only these members: a chemistry panel's results and an imaging report's conclusion, not the rest); each member
+# is the value the decoded dict holds (UNSET when absent), and ``get`` answers as the dict's does. Plain decoded
+# values in slots, no cycles: untracked by the GC (gc=False), like rawjson.Head.
+ReportHead = msgspec.defstruct(
+    "ReportHead",
+    [(k, Any, msgspec.UNSET) for k in ("resourceType", "id", *DATE_KEYS, *PERIOD_KEYS, "conclusion",
+                                        "conclusionCode", "presentedForm", "result")],
+    namespace={"get": _head_get}, module=__name__, gc=False)
+_REPORT_HEAD_FIELDS = frozenset(ReportHead.__struct_fields__)
+_REPORT_HEAD = msgspec.json.Decoder(ReportHead)
 
 
 class PatientRecord:
@@ -280,6 +311,35 @@ class PatientRecord:
                     items[i] = item.resource()
             self._decoded_types.add(rtype)
         return items
+
+    def dated_reports(self) -> list[tuple[Resource | ReportHead, date]]:
+        """(report, effective_date(report)) for the record's DiagnosticReports that have a date, in record order,
+        computed once per record.
+
+        A report already decoded (or a plain dict) is given as its dict; one still raw (rawjson.RawResource) as a
+        :class:`ReportHead`, read from its JSON without decoding the resource: ``get`` answers for the members a
+        ReportHead holds exactly as the dict would, and raises KeyError for any other. So a reader of dates, text
+        and result references leaves the reports undecoded (at 1,000 Observations, half of them chemistry panels
+        no criterion reads)."""
+        out = self.memo.get("dated_reports")
+        if out is None:
+            out = []
+            decode_head = _REPORT_HEAD.decode
+            for item in self._by_type.get("DiagnosticReport", ()):
+                if type(item) is RawResource:
+                    rep = item._res
+                    if rep is None:
+                        try:
+                            rep = decode_head(item.raw)
+                        except msgspec.ValidationError:  # not expected (the head was read): the resource itself
+                            rep = item.resource()
+                else:
+                    rep = item
+                d = effective_date(rep)
+                if d is not None:
+                    out.append((rep, d))
+            self.memo["dated_reports"] = out
+        return out
 
     def get(self, reference: Any) -> Resource | None:
         if isinstance(reference, dict):

@@ -42,7 +42,7 @@ from functools import lru_cache
 from typing import Any, Callable, Iterable
 
 from fhir_mappings.labs import report_text
-from fhir_mappings.record import PatientRecord, Resource, concept_text, effective_date, ref_of
+from fhir_mappings.record import PatientRecord, ReportHead, Resource, concept_text, effective_date, ref_of
 
 
 def items(value: Any) -> list:
@@ -465,15 +465,13 @@ def report_texts(report: Resource) -> str:
     return "\n".join(parts)
 
 
-def dated_reports(record: PatientRecord) -> list[tuple[Resource, date]]:
-    """(report, effective_date(report)) for the record's DiagnosticReports that have a date, in record order.
+def dated_reports(record: PatientRecord) -> list[tuple[Resource | ReportHead, date]]:
+    """(report, effective_date(report)) for the record's DiagnosticReports that have a date, in record order
+    (PatientRecord.dated_reports: once per record; the report statements and the RECIST time points both read it).
 
-    Computed once per record (record.memo): the report statements and the RECIST time points both read it."""
-    out = record.memo.get("dated_reports")
-    if out is None:
-        out = record.memo["dated_reports"] = [(rep, d) for rep in record.of_type("DiagnosticReport")
-                                              if (d := effective_date(rep)) is not None]
-    return out
+    A report is its dict, or for one not decoded a record.ReportHead: read only its reference, date members, text
+    (report_texts) and ``result`` through ``get``."""
+    return record.dated_reports()
 
 
 def stated_in_record(record: PatientRecord, kinds: Iterable[str] | None = None, *,

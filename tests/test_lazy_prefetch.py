@@ -17,7 +17,7 @@ from cds_service.hook_body import loads_hook_request
 from cds_service.prefetch import resolve
 from cds_service.sandbox.patients import LIBRARY_CONFIG, library
 from fhir_mappings.rawjson import LazyBundle, RawResource, lazy_value
-from fhir_mappings.record import PatientRecord
+from fhir_mappings.record import PatientRecord, effective_date, ref_of
 
 AS_OF = date(2026, 11, 22)
 SETTINGS = load_settings({**LIBRARY_CONFIG, "feedback_database_url": "sqlite:///:memory:"})
@@ -182,3 +182,139 @@ def test_prefetch_values_of_other_shapes_give_the_same_cards(name, prefetch):
             out = (type(exc).__name__, getattr(exc, "status", None), str(exc))
         b["_out"] = _masked(out[1]) if isinstance(out[1], dict) else out
     assert lazy["_out"] == plain["_out"]
+
+
+# --- DiagnosticReports read from their heads (PatientRecord.dated_reports, record.ReportHead) ---------------------
+
+_B64 = "UkVDSVNUIDEuMTogUFIuIHlwVDAgeXBOMA=="  # "RECIST 1.1: PR. ypT0 ypN0"
+_DATE = st.sampled_from(["2024-01-02", "2023", "2024-02", "2024-03-04T10:00:00Z", "2024-03-04T23:30:00-05:00",
+                         "bad", "24", "2024-13-01", "", 3, None, ["2024-01-02"], {"start": "2024-01-02"}])
+_PERIOD = st.one_of(st.fixed_dictionaries({}, optional={"start": _DATE, "end": _DATE}), _DATE)
+_REF = st.sampled_from(["Observation/s1", "Observation/s2", "Observation/lab", "Observation/missing",
+                        "http://ehr.example.org/fhir/Observation/s2", "Observation/s1/_history/3", "Observation/s2 ",
+                        "s1", "", None, 7, {"reference": "Observation/s1"}])
+_RESULT = st.one_of(
+    st.lists(st.one_of(st.fixed_dictionaries({}, optional={"reference": _REF, "display": st.just("Observation/s1")}),
+                       _REF), max_size=4),
+    st.just({"reference": "Observation/s1"}), st.just("Observation/s1"), st.just(3), st.none())
+_REPORT = st.fixed_dictionaries(
+    {"resourceType": st.just("DiagnosticReport")},
+    optional={
+        "id": st.sampled_from(["r1", "r2", "r3", "r4", "", None]),
+        "status": st.sampled_from(["final", "cancelled", "entered-in-error", None]),
+        "code": st.one_of(st.just({"coding": [{"system": "http://loinc.org", "code": "24627-2"}]}), st.just("CT")),
+        "effectiveDateTime": _DATE, "issued": _DATE, "performedDateTime": _DATE, "recordedDate": _DATE,
+        "authoredOn": _DATE, "onsetDateTime": _DATE, "effectivePeriod": _PERIOD, "performedPeriod": _PERIOD,
+        "conclusion": st.sampled_from(["RECIST 1.1: PR", "Complete metabolic response (Deauville 2).",
+                                       "No evidence of disease.", "", None, 3, ["RECIST 1.1: CR"]]),
+        "conclusionCode": st.sampled_from([[{"text": "Partial response"}],
+                                           [{"coding": [{"display": "RCB-II"}]}], [], "RCB-0", None]),
+        "presentedForm": st.sampled_from([[{"contentType": "text/plain", "data": _B64}],
+                                          [{"contentType": "text/html", "data": _B64}], [{"data": 3}], [], {}, None]),
+        "result": _RESULT,
+        "category": st.just([{"coding": [{"system": "http://loinc.org", "code": "LP29684-5"}]}])})
+_SIZE_OBS = [{"resourceType": "Observation", "id": i, "status": "final", "effectiveDateTime": "2020-05-05",
+              "code": {"coding": [{"system": "http://loinc.org", "code": "21889-1"}]}} for i in ("s1", "s2")]
+_LAB_OBS = {"resourceType": "Observation", "id": "lab", "status": "final", "effectiveDateTime": "2020-05-05",
+            "code": {"coding": [{"system": "http://loinc.org", "code": "2160-0"}]}}
+
+
+def _report_records(reports: list, decoded_first: str | None = None) -> tuple[PatientRecord, PatientRecord, list]:
+    """A record over lazily read entries and one over the decoded dicts (the plain path), same Bundle."""
+    entries = [{"resource": r} for r in [*_SIZE_OBS, _LAB_OBS, *reports]]
+    raw = orjson.dumps({"resourceType": "Bundle", "type": "searchset", "entry": entries})
+    lazy = lazy_value(msgspec.Raw(raw))
+    assert isinstance(lazy, LazyBundle)
+    plain = [e["resource"] for e in orjson.loads(raw)["entry"]]
+    a, b = PatientRecord(lazy.resources, "p"), PatientRecord(plain, "p")
+    if decoded_first:  # a report some reader decoded before the report readers ran
+        assert a.get(decoded_first) == b.get(decoded_first)
+    return a, b, lazy.resources
+
+
+def _report_answers(record: PatientRecord) -> dict:
+    from fhir_mappings.recist import _report_dates
+    from fhir_mappings.report_text import dated_reports, report_texts, stated_in_record
+    from tests.plain_forms import _timepoint_dates
+
+    def answer(fn):  # an error (e.g. a ``result`` that is a number) must be the same error on both paths
+        try:
+            return fn()
+        except Exception as exc:  # noqa: BLE001
+            return type(exc).__name__, str(exc)
+
+    return {
+        "dated": answer(lambda: [(ref_of(rep), d, report_texts(rep), rep.get("result"), rep.get("issued", "-"),
+                                  rep.get("effectivePeriod", "-")) for rep, d in dated_reports(record)]),
+        "stated": answer(lambda: stated_in_record(record)),
+        "stated_breast": answer(lambda: stated_in_record(record, ("ypT", "ypN", "rcb_class", "rcb_index"))),
+        "report_dates": answer(lambda: _report_dates(record, {"Observation/s1", "Observation/s2", "Observation/lab"})),
+        # the plain form, over every report decoded: what the time points read before the heads
+        "timepoint_dates": answer(lambda: _timepoint_dates(record, [])),
+    }
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(_REPORT, max_size=6), st.sampled_from([None, "DiagnosticReport/r1", "DiagnosticReport/r2"]))
+def test_reports_read_from_heads_answer_as_decoded_reports(reports, decoded_first):
+    a, b, items = _report_records(reports, decoded_first)
+    before = _report_answers(b)
+    lazy = _report_answers(a)
+    assert lazy == before
+    # and as the reports' own dicts do, report by report (dates by effective_date's rules, text, results)
+    plain_dated = [(rep, d) for rep in b.of_type("DiagnosticReport") if (d := effective_date(rep)) is not None]
+    assert [(ref_of(r), d) for r, d in a.dated_reports()] == [(ref_of(r), d) for r, d in plain_dated]
+    # the plain path hands out the dicts themselves, as of_type does
+    assert all(rep is res for (rep, _), (res, _) in zip(b.dated_reports(), plain_dated))
+
+
+def test_report_readers_leave_reports_undecoded():
+    reports = [
+        {"resourceType": "DiagnosticReport", "id": "ct", "status": "final", "effectiveDateTime": "2020-06-01",
+         "result": [{"reference": "Observation/s1"}], "conclusion": "RECIST 1.1: PR. No new lesions."},
+        # no text: still the date of the time point whose measurement it groups
+        {"resourceType": "DiagnosticReport", "id": "ct2", "status": "final", "issued": "2020-07-01T09:00:00Z",
+         "result": [{"reference": "Observation/s2"}]},
+        {"resourceType": "DiagnosticReport", "id": "pet", "status": "final",
+         "effectivePeriod": {"end": "2020-08-01"}, "presentedForm": [{"contentType": "text/plain", "data": _B64}]},
+        {"resourceType": "DiagnosticReport", "id": "cmp", "status": "final", "effectiveDateTime": "2020-06-02",
+         "result": [{"reference": "Observation/lab"}]},
+        {"resourceType": "DiagnosticReport", "id": "nodate", "status": "final", "conclusion": "RECIST 1.1: PD"},
+    ]
+    a, b, items = _report_records(reports)
+    lazy = _report_answers(a)
+    assert lazy == _report_answers(b)
+    assert [ref for ref, *_ in lazy["dated"]] == ["DiagnosticReport/ct", "DiagnosticReport/ct2",
+                                                  "DiagnosticReport/pet", "DiagnosticReport/cmp"]
+    assert lazy["report_dates"] == {"Observation/s1": date(2020, 6, 1), "Observation/s2": date(2020, 7, 1),
+                                    "Observation/lab": date(2020, 6, 2)}
+    assert {(d, ref, s.kind, s.value) for d, ref, s in lazy["stated"]} >= {
+        (date(2020, 6, 1), "DiagnosticReport/ct", "recist", "PR"), (date(2020, 8, 1), "DiagnosticReport/pet", "recist", "PR"),
+        (date(2020, 8, 1), "DiagnosticReport/pet", "ypT", "ypT0")}
+    # the readers of dates, text and results answer from the heads: no report is decoded
+    from fhir_mappings.recist import _report_dates
+    from fhir_mappings.report_text import stated_in_record
+
+    a, _, items = _report_records(reports)
+    assert stated_in_record(a) == lazy["stated"]
+    assert _report_dates(a, {"Observation/s1", "Observation/s2", "Observation/lab"}) == lazy["report_dates"]
+    assert not any(r._res is not None for r in items if r.head.resourceType == "DiagnosticReport")
+    rep = a.dated_reports()[0][0]
+    with pytest.raises(KeyError):
+        rep.get("subject")  # a member the head does not hold is an error, never a silent None
+
+
+def test_report_heads_hold_every_member_effective_date_reads():
+    from fhir_mappings.record import DATE_KEYS, PERIOD_KEYS, ReportHead
+
+    assert set(DATE_KEYS + PERIOD_KEYS) <= set(ReportHead.__struct_fields__)
+    assert ReportHead.__struct_config__.gc is False
+
+
+def test_benchmark_reports_are_answered_from_heads():
+    body = loads_hook_request(build_body(1000))
+    items = [r for v in body["prefetch"].values() if isinstance(v, LazyBundle) for r in v.resources]
+    out = evaluate_request(body, SETTINGS, AS_OF)[1]
+    assert out["cards"]
+    reports = [r for r in items if r.head.resourceType == "DiagnosticReport"]
+    assert len(reports) == 99 and not any(r._res is not None for r in reports)
