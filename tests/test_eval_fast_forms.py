@@ -106,6 +106,18 @@ def _coding(system, code, display=None):
     return {"coding": [c]}
 
 
+_ALIAS = {LOINC: "urn:oid:2.16.840.1.113883.6.1", SNOMED: "http://snomed.info/id"}
+# body sites the lymph-node test reads in other spellings: aliased systems, padded codes, two codings, words at the
+# start / end of the text, a system holding "|", a coding of another shape
+_ODD_SITES = [
+    _coding("http://snomed.info/id", " 181756000 "), _coding("urn:oid:2.16.840.1.113883.6.96", "59441001"),
+    {"coding": [{"system": SNOMED, "code": "10200004"}, {"system": SNOMED, "code": "181756000"}]},
+    _coding(f"{SNOMED}|59441001", ""), _coding(SNOMED, "59441001|x"), {"coding": [{"code": "59441001"}, "x"]},
+    {"coding": [{"system": 3, "code": "59441001"}], "text": "LN station 7"}, {"text": "Hilar node"},
+    {"text": "lnode"}, {"coding": [{"system": SNOMED, "code": "x", "display": "Nodal mass"}]},
+]
+
+
 @st.composite
 def recist_records(draw):
     bodies = []
@@ -114,7 +126,7 @@ def recist_records(draw):
         b["identifier"] = draw(st.sampled_from([[{"value": f"L{i}"}], [{"system": "x"}], [], None, [{"value": 3}]]))
         b["location"] = draw(st.sampled_from([
             _coding(SNOMED, "59441001", "Left axillary lymph node"), _coding(SNOMED, "10200004", "Liver"),
-            {"text": "mediastinal nodal mass"}, {"text": "lung"}, "liver", None]))
+            {"text": "mediastinal nodal mass"}, {"text": "lung"}, "liver", None, *_ODD_SITES]))
         bodies.append({k: v for k, v in b.items() if v is not None})
     focus_refs = [f"BodyStructure/b{i}" for i in range(len(bodies))] + [
         "BodyStructure/missing", "http://x.org/fhir/BodyStructure/b0", "BodyStructure/b0/_history/2"]
@@ -127,13 +139,15 @@ def recist_records(draw):
             None, [{"reference": draw(st.sampled_from(focus_refs))}], [{"identifier": {"value": f"id{i % 3}"}}],
             [{"display": "x"}], ["BodyStructure/b0"], [{"reference": 5}], {"reference": "BodyStructure/b0"}]))
         o["bodySite"] = draw(st.sampled_from([None, _coding(SNOMED, "59441001", "Axillary lymph node"),
-                                              {"text": "liver"}, {"text": "para-aortic ln"}, 7]))
+                                              {"text": "liver"}, {"text": "para-aortic ln"}, 7, *_ODD_SITES]))
         comps = []
         for _ in range(draw(st.integers(0, 4))):
             key = draw(st.sampled_from([codes.LONGEST_DIMENSION, codes.SHORT_AXIS, codes.OTHER_DIMENSION,
                                         codes.NODAL, codes.LESION_ROLE, f"{LOINC}|8480-6"]))
             system, code = key.split("|", 1)
-            c = {"code": _coding(system, draw(st.sampled_from([code, code, f" {code} "])))}
+            system = draw(st.sampled_from([system, system, _ALIAS.get(system, system), f"{system}|{code}"]))
+            c = {"code": draw(st.sampled_from([_coding(system, draw(st.sampled_from([code, code, f" {code} "]))),
+                                               {"coding": [{"system": system, "code": code}, {"code": "x"}]}]))}
             if key == codes.NODAL:
                 c["valueBoolean"] = draw(st.sampled_from([True, False, "yes"]))
             elif key == codes.LESION_ROLE:
