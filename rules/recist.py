@@ -40,6 +40,7 @@ from typing import Iterable, Literal, Sequence
 from rules.base import (
     D,
     Assessment,
+    Evidence,
     EvidenceLog,
     Outcome,
     Source,
@@ -139,6 +140,8 @@ class RecistInputs:
 new_target_measurement = frozen_builder(TargetMeasurement)
 new_timepoint = frozen_builder(Timepoint)
 _new_timepoint_result = frozen_builder(TimepointResult)
+_new_assessment = frozen_builder(Assessment)
+_ZERO = Decimal(0)
 
 
 @dataclass(frozen=True)
@@ -277,7 +280,7 @@ def assess(inputs: RecistInputs, as_of: date, *, continuing_pr: bool = True) -> 
         contributions = [_contribution(t) for t in baseline.targets]
         if any(c is None for c in contributions):
             return _not_evaluable(["a baseline target lesion has no measurement"], ev)
-        baseline_sum = sum(contributions, Decimal(0))
+        baseline_sum = sum(contributions, _ZERO)
         parts = " + ".join(
             f"{t.lesion_id} {fmt(c)} mm{' (short axis)' if t.nodal else ''}" for t, c in zip(baseline.targets, contributions)
         )
@@ -335,7 +338,7 @@ def assess(inputs: RecistInputs, as_of: date, *, continuing_pr: bool = True) -> 
                 contribs[lid] = dm if type(dm) is Decimal else (
                     D(dm) if dm is not None else (TOO_SMALL_MM if m.too_small else None))
             known = [c for c in contribs.values() if c is not None]
-            avail = sum(known, Decimal(0))
+            avail = sum(known, _ZERO)
             nadir = nadir_sum
             if i == last:
                 values["nadir_sum_mm"] = nadir
@@ -483,7 +486,8 @@ def assess(inputs: RecistInputs, as_of: date, *, continuing_pr: bool = True) -> 
                               {"target_sum_mm": r.target_sum} if r.target_sum is not None else {})
         for r in results
     )
-    return Assessment(
+    evidence = ev.items()
+    return _new_assessment(  # Assessment(...) with every field given (rules.base.frozen_builder)
         criteria=CRITERIA,
         category=current.overall,
         label=CATEGORY_LABELS.get(current.overall, current.overall),
@@ -492,11 +496,11 @@ def assess(inputs: RecistInputs, as_of: date, *, continuing_pr: bool = True) -> 
         confirmed=cat_confirmed,
         source=SOURCE,
         values=values,
-        evidence=ev.items(),
+        evidence=evidence,
         history=history,
         missing=tuple(missing) + (("a target lesion was not assessed",) if current.overall == "NE" and
                                   current.target_response == "NE" else ()),
-        notes=_notes(ev, continuing_pr),
+        notes=_notes(evidence, continuing_pr),
     )
 
 
@@ -522,8 +526,8 @@ def _nadir_text(tsum: Decimal, nadir: Decimal, nadir_txt: str, from_nadir: Decim
     return f"+{fmt(tsum)} mm over a nadir of 0 mm"
 
 
-def _notes(ev: EvidenceLog, continuing_pr: bool) -> tuple[str, ...]:
-    if continuing_pr and any(e.rule == "recist.target.pr_continuing" for e in ev.items()):
+def _notes(evidence: tuple[Evidence, ...], continuing_pr: bool) -> tuple[str, ...]:
+    if continuing_pr and any(e.rule == "recist.target.pr_continuing" for e in evidence):
         return ("PR is kept until PD criteria are met (RECIST Working Group FAQ); a strict time-point reading "
                 "would call this visit SD.",)
     return ()
