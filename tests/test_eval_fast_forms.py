@@ -220,7 +220,10 @@ class _Str(str):
 @given(key=st.sampled_from(["target_sum_mm", "pct_change_from_nadir", "pct_x", "mrd_fraction", "x_pct_change_y",
                             "nadir_sum_mm"]),
        value=st.one_of(decimals, st.sampled_from([Decimal("NaN"), Decimal("Infinity"), Decimal("-0.00004"),
-                                                  Decimal("0.00005"), Decimal("-0.005"), Decimal("1E-6")]),
+                                                  Decimal("0.00005"), Decimal("-0.005"), Decimal("1E-6"),
+                                                  # 28 digits at the quantum, beyond them, large integers
+                                                  Decimal("12345678901234567890123.45678"), Decimal("1E+23"),
+                                                  Decimal("-99999999999999999999999.99995"), Decimal("1E+30")]),
                        st.integers(-5, 5), st.lists(decimals, max_size=3), st.just(date(2024, 1, 2))))
 def test_json_value_is_the_plain_form(key, value):
     got, want = _outcome(cards._json_value, key, value), _outcome(plain._json_value, key, value)
