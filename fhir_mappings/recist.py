@@ -308,18 +308,24 @@ def _site_is_nodal(concept: Any) -> bool:
     return "lymph node" in text or text.startswith("ln") or " ln" in text or text.endswith(" node") or "nodal" in text
 
 
+# "mm" is LENGTH_MM's canonical unit, neither rejected nor read as another unit: normalise multiplies by 1
+_MM_AS_IS = LENGTH_MM.canonical == "mm" and "mm" not in LENGTH_MM.rejected and LENGTH_MM.same_as.get("mm", "mm") == "mm"
+
+
 def _size_value(obs: Resource, comp: dict, record: PatientRecord) -> tuple[Decimal | None, bool]:
     """(value_of(comp), whether it said too small) as _dimension's value_of reads it."""
     vcc = comp.get("valueCodeableConcept")
     if vcc is not None and codes.TOO_SMALL in concept_keys(vcc):
         return None, True
     q = comp.get("valueQuantity")
+    from_float = False
     if type(q) is dict:
         value = q.get("value")
         if type(value) is float:  # to_decimal(value), the usual JSON number
             v: Decimal | None = Decimal(repr(value))
             if not v.is_finite():  # type: ignore[union-attr]
                 v = None
+            from_float = True
         else:
             v = to_decimal(value)
         if v is None:
@@ -332,11 +338,16 @@ def _size_value(obs: Resource, comp: dict, record: PatientRecord) -> tuple[Decim
         v, unit, _ = quantity(q)
         if v is None:
             return None, False
-    try:
-        mm = normalise(v, unit, LENGTH_MM)
-    except UnitError as exc:
-        record.issue(obs, "tumour size skipped", str(exc))
-        return None, False
+    if from_float and unit == "mm" and _MM_AS_IS:
+        # normalise(v, "mm", LENGTH_MM) is v * Decimal(1): v itself, as a float's repr has at most 17 digits (the
+        # product is exact, with v's exponent)
+        mm = v
+    else:
+        try:
+            mm = normalise(v, unit, LENGTH_MM)
+        except UnitError as exc:
+            record.issue(obs, "tumour size skipped", str(exc))
+            return None, False
     if mm < 0:
         record.issue(obs, "tumour size skipped", "negative diameter")
         return None, False

@@ -207,6 +207,27 @@ def test_recist_mapper_is_the_plain_form(resources, confirm):
     assert fast.issues == slow.issues
 
 
+@settings(max_examples=1000, deadline=None)
+@given(value=st.floats(allow_nan=False), unit=st.sampled_from(["mm", "mm", " mm ", "cm"]),
+       system=st.sampled_from([UCUM, None]))
+def test_a_diameter_in_mm_is_read_as_normalise_reads_it(value, unit, system):
+    """_size_value takes a float in "mm" as it is: the very Decimal (digits and exponent) normalise gives."""
+    from fhir_mappings.recist import _size_value
+    from fhir_mappings.units import LENGTH_MM, UnitError, normalise
+
+    q = {"value": value, "code": unit, **({"system": system} if system else {})}
+    record = PatientRecord([])
+    got, _ = _size_value({"resourceType": "Observation", "id": "o"}, {"valueQuantity": q}, record)
+    v = Decimal(repr(value))
+    try:
+        want = normalise(v, unit, LENGTH_MM) if v.is_finite() else None
+    except UnitError:
+        want = None
+    if want is not None and want < 0:
+        want = None
+    assert (got.as_tuple() if got is not None else None) == (want.as_tuple() if want is not None else None)
+
+
 # --- cards ----------------------------------------------------------------------------------------------------
 
 from cds_service import cards  # noqa: E402
