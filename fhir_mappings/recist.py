@@ -493,7 +493,7 @@ def map_recist(record: PatientRecord, *, confirmation_required: bool | None = No
     else:
         at_base = [les for les in lesions.values() if baseline in les.sizes and les.sizes[baseline][0] is not None]
         selection = engine.select_targets([
-            engine.BaselineLesion(les.lesion_id, les.nodal, les.sizes[baseline][0], les.organ) for les in at_base])
+            engine.new_baseline_lesion(les.lesion_id, les.nodal, les.sizes[baseline][0], les.organ) for les in at_base])
         targets = [lesions[i] for i in selection.targets]
         non_targets = [lesions[i] for i in selection.non_targets]
         for les in lesions.values():
@@ -536,10 +536,10 @@ def map_recist(record: PatientRecord, *, confirmation_required: bool | None = No
         rep = reported.get(d)
         timepoints.append(new_timepoint(d, tuple(tms), nt, nl, rep[0] if rep and not tms else None, refs))
 
-    inputs = engine.RecistInputs(
-        timepoints=tuple(timepoints), confirmation_required=confirmation_required,
-        treatment_start=treatment_start, targets_auto_selected=selection is not None and bool(selection.targets),
-        **({"min_sd_days": min_sd_days} if min_sd_days is not None else {}),
+    inputs = engine.new_recist_inputs(  # RecistInputs(...) with every field given (rules.base.frozen_builder)
+        timepoints=tuple(timepoints), confirmation_required=confirmation_required, treatment_start=treatment_start,
+        min_sd_days=min_sd_days if min_sd_days is not None else engine.DEFAULT_MIN_SD_DAYS,
+        targets_auto_selected=selection is not None and bool(selection.targets),
     )
     return RecistMapping(inputs, selection)
 

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import date
 
 from fhir_mappings.record import ICD10, ICD10CM, SNOMED, PatientRecord, Resource, codings, concept_text, parse_date, ref_of
+from rules.base import frozen_builder
 
 
 @dataclass(frozen=True)
@@ -187,12 +188,13 @@ def route(record: PatientRecord) -> list[RoutedCancer]:
     return [_routed(ct, how, cond) for ct, how, cond in sorted(found.values(), key=lambda f: _ORDER[f[0].key])]
 
 
+_new_routed = frozen_builder(RoutedCancer)
 _SPECIFIC_SOLID = ("breast", "prostate", "ovarian", "hcc", "gist", "glioma", "colorectal", "lung", "testicular")
 
 
 def _routed(ct: CancerType, how: str, cond: Resource) -> RoutedCancer:
     """The RoutedCancer of a Condition route() keeps (built only for those: a dropped one costs nothing)."""
-    return RoutedCancer(
+    return _new_routed(  # RoutedCancer(...) with every field given (rules.base.frozen_builder)
         cancer=ct, condition_ref=ref_of(cond), condition_text=concept_text(cond.get("code")) or ct.label,
         onset=parse_date(cond.get("onsetDateTime")) or parse_date(cond.get("recordedDate")),
         remission_state=_remission_state(cond), matched_by=how,

@@ -139,6 +139,7 @@ class RecistInputs:
 # Positional constructors for the mapper, which builds one per lesion and time point (rules.base.frozen_builder)
 new_target_measurement = frozen_builder(TargetMeasurement)
 new_timepoint = frozen_builder(Timepoint)
+new_recist_inputs = frozen_builder(RecistInputs)
 _new_timepoint_result = frozen_builder(TimepointResult)
 _new_assessment = frozen_builder(Assessment)
 _ZERO = Decimal(0)
@@ -161,6 +162,9 @@ class TargetSelection:
     not_disease: tuple[str, ...]   # nodes < 10 mm short axis
     reasons: tuple[str, ...]
 
+
+new_baseline_lesion = frozen_builder(BaselineLesion)
+_new_target_selection = frozen_builder(TargetSelection)
 
 PAIRED_ORGANS = {"lung": "lungs", "lungs": "lungs", "kidney": "kidneys", "kidneys": "kidneys", "ovary": "ovaries",
                  "ovaries": "ovaries", "adrenal": "adrenals", "breast": "breasts"}
@@ -211,7 +215,7 @@ def select_targets(lesions: Sequence[BaselineLesion]) -> TargetSelection:
         else:
             non_targets.append(les.lesion_id)
             reasons.append(f"{les.lesion_id}: measurable but over the limit of 5 targets / 2 per organ, non-target")
-    return TargetSelection(tuple(chosen), tuple(non_targets), tuple(normal), tuple(reasons))
+    return _new_target_selection(tuple(chosen), tuple(non_targets), tuple(normal), tuple(reasons))
 
 
 # --- time-point evaluation ------------------------------------------------------------------

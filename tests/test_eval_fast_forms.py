@@ -325,12 +325,24 @@ import dataclasses  # noqa: E402
 
 import pytest  # noqa: E402
 
+from fhir_mappings import pipeline, routing  # noqa: E402
+from rules import timeline  # noqa: E402
+
 
 @pytest.mark.parametrize("cls,values", [
     (base.Evidence, ("r", "text", "cite", ("Observation/1",))),
     (base.TimepointResult, (date(2024, 1, 2), "PR", base.Outcome.PARTIAL, {"target_sum_mm": Decimal("4.5")})),
     (recist.TargetMeasurement, ("T1", True, Decimal("12.5"), False, "liver", None)),
     (recist.Timepoint, (date(2024, 1, 2), (), "CR", "no", None, ("DiagnosticReport/r",))),
+    (base.Assessment, ("RECIST 1.1", "PR", "partial response", base.Outcome.PARTIAL, date(2024, 1, 2), True,
+                       recist.SOURCE, {"target_sum_mm": Decimal("4.5")}, (), (), ("m",), ("n",))),
+    (recist.RecistInputs, ((), True, date(2024, 1, 2), 42, False)),
+    (recist.BaselineLesion, ("T1", False, Decimal("12.5"), "liver")),
+    (recist.TargetSelection, (("T1",), ("T2",), (), ("r",))),
+    (timeline.RemissionEpisode, (date(2024, 1, 2), base.Outcome.PARTIAL, "PR", base.Outcome.COMPLETE, "CR", None,
+                                 date(2024, 2, 2), None, date(2024, 3, 2), None, None, None)),
+    (pipeline.MapperOutput, (None, ("x",), (), False)),
+    (routing.RoutedCancer, (routing.BY_KEY["breast"], "Condition/c", "breast cancer", None, None, "ICD-10", ("C50",))),
 ])
 def test_frozen_builder_builds_what_the_class_builds(cls, values):
     built, plain_ = base.frozen_builder(cls)(*values), cls(*values)
