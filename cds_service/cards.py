@@ -15,13 +15,17 @@ SOURCE_TOPIC_SYSTEM = "http://remission-cds.org/fhir/CodeSystem/criteria"
 SUMMARY_MAX = 139  # CDS Hooks: "<140-character summary"
 
 
+# the variant's hex digit for each random one: (d & 0x3) | 0x8 (RFC 4122: the two high bits of byte 8 are 10)
+_VARIANT_DIGIT = {f"{d:x}": f"{d & 0x3 | 0x8:x}" for d in range(16)}
+
+
 def new_uuid() -> str:
-    """str(uuid.uuid4()) without building a UUID object: 122 random bits, version 4, RFC 4122 variant."""
-    b = bytearray(os.urandom(16))
-    b[6] = b[6] & 0x0F | 0x40
-    b[8] = b[8] & 0x3F | 0x80
-    h = b.hex()
-    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+    """str(uuid.uuid4()) without building a UUID object: 122 random bits, version 4, RFC 4122 variant.
+
+    The hex of 16 random bytes with the version nibble (the high one of byte 6, hex digit 12) set to 4 and the high
+    nibble of byte 8 (hex digit 16) mapped to its variant digit: what setting those bits in the bytes gives."""
+    h = os.urandom(16).hex()
+    return f"{h[:8]}-{h[8:12]}-4{h[13:16]}-{_VARIANT_DIGIT[h[16]]}{h[17:20]}-{h[20:]}"
 
 
 _TOPIC_SEP = re.compile(r"[^a-z0-9]+")
@@ -62,9 +66,7 @@ def _json_value(key: str, v: Any) -> Any:
     if type(v) is Decimal and v.is_finite() and not key.endswith("fraction"):  # the usual: a measurement
         q = v.quantize(_PLACES_PCT if key.startswith("pct") or "pct_change" in key else _PLACES_VALUE,
                        rounding=ROUND_HALF_UP)
-        if not q:
-            return 0
-        q = q.normalize()
+        # the general path below normalises q first (0 for a zero): the same value, so the same int or float
         return int(q) if q == q.to_integral_value() else float(q)
     if isinstance(v, Decimal):
         if key.endswith("fraction") and v != 0:

@@ -63,8 +63,11 @@ ATC_PREFIXES = ("L01FF",)
 EXCLUDED_STATUS = {"draft", "not-taken", "not-done", "entered-in-error", "cancelled"}
 
 
+_NOT_ALNUM = re.compile(r"[^a-z0-9]")
+
+
 def _compact(text: str) -> str:
-    return re.sub(r"[^a-z0-9]", "", text.lower())
+    return _NOT_ALNUM.sub("", text.lower())
 
 
 def _words_and_codes(options: Mapping[str, Any] | None) -> tuple[tuple[str, ...], set[str] | frozenset[str]]:

@@ -12,7 +12,7 @@ from typing import Any, Callable, Mapping
 
 from fhir_mappings.record import MappingIssue, PatientRecord
 from fhir_mappings.routing import RoutedCancer, route
-from rules.base import Assessment
+from rules.base import Assessment, frozen_builder
 
 
 @dataclass(frozen=True)
@@ -24,6 +24,8 @@ class MapperOutput:
     # after mouse antibodies or a paracentesis): show it as an assessment card, not an "insufficient data" one
     show_not_evaluable: bool = False
 
+
+new_mapper_output = frozen_builder(MapperOutput)  # every field, in order (no frozen __init__ per field)
 
 MapFn = Callable[[PatientRecord, RoutedCancer, date, Mapping[str, Any]], MapperOutput]
 

@@ -228,21 +228,20 @@ _SIZE_COMPONENTS = frozenset({codes.NODAL, codes.SHORT_AXIS, codes.OTHER_DIMENSI
 _NO_COMPONENTS: dict[str, list[dict]] = {}
 
 
-def _keys(concept: Any) -> tuple[str, ...] | set[str]:
-    """concept_keys(concept), as a tuple for the usual single coding (no set built): for membership tests."""
-    if type(concept) is dict:
-        coding = concept.get("coding")
-        if type(coding) is list and len(coding) == 1:
-            c = coding[0]
-            if type(c) is dict:
-                code = c.get("code")
-                if isinstance(code, str):
-                    system = c.get("system")
-                    if not isinstance(system, str):
-                        system = ""
-                    return (f"{SYSTEM_ALIASES.get(system, system)}|{code.strip()}",)
-                return ()
-    return concept_keys(concept)
+def _by_system(keys: Any) -> dict[str, dict[str, str]]:
+    """{system: {code: key}} of ``system|code`` keys with one "|": a coding (normalised system, stripped
+    code) has the key among its concept_keys exactly when the table lists the pair, and no key string is built."""
+    out: dict[str, dict[str, str]] = {}
+    for key in keys:
+        system, code = key.rsplit("|", 1)
+        if "|" in system or "|" in code:
+            raise ValueError(f"{key}: more than one '|'")
+        out.setdefault(system, {})[code] = key
+    return out
+
+
+_SIZE_COMPONENTS_BY_SYSTEM = _by_system(_SIZE_COMPONENTS)
+_LYMPH_NODE_BY_SYSTEM = _by_system(codes.LYMPH_NODE_SNOMED)
 
 
 def _components_by_code(obs: Resource) -> dict[str, list[dict]]:
@@ -255,15 +254,18 @@ def _components_by_code(obs: Resource) -> dict[str, list[dict]]:
         if isinstance(c, dict):
             code = c.get("code")
             coding = code.get("coding") if type(code) is dict else None
-            if type(coding) is list and len(coding) == 1 and type(coding[0]) is dict:  # _keys(code), inlined
+            if type(coding) is list and len(coding) == 1 and type(coding[0]) is dict:  # concept_keys(code), inlined
                 c0 = coding[0]
-                k = c0.get("code")
-                if not isinstance(k, str):
+                bare = c0.get("code")
+                if not isinstance(bare, str):
                     continue
                 system = c0.get("system")
                 if not isinstance(system, str):
                     system = ""
-                keys: tuple[str, ...] | set[str] = (f"{SYSTEM_ALIASES.get(system, system)}|{k.strip()}",)
+                k = _SIZE_COMPONENTS_BY_SYSTEM.get(SYSTEM_ALIASES.get(system, system), _NO_CODES).get(bare.strip())
+                if k is None:
+                    continue
+                keys: tuple[str, ...] | set[str] = (k,)
             else:
                 keys = concept_keys(code)
             for k in keys:
@@ -276,13 +278,38 @@ def _components_by_code(obs: Resource) -> dict[str, list[dict]]:
     return out
 
 
+_NO_CODES: dict[str, str] = {}
+
+
+def _codes_lymph_node(concept: Any) -> bool:
+    """Whether concept_keys(concept) meets codes.LYMPH_NODE_SNOMED (a coding's code is looked up before its key is
+    thought of: no key string is built)."""
+    coding = concept.get("coding") if isinstance(concept, dict) else None
+    if not isinstance(coding, list):
+        return False
+    for c in coding:
+        if isinstance(c, dict):
+            bare = c.get("code")
+            if isinstance(bare, str):
+                system = c.get("system")
+                if not isinstance(system, str):
+                    system = ""
+                if bare.strip() in _LYMPH_NODE_BY_SYSTEM.get(SYSTEM_ALIASES.get(system, system), _NO_CODES):
+                    return True
+    return False
+
+
 def _site_is_nodal(concept: Any) -> bool:
     """The location / bodySite test of _is_nodal for one value (a dict)."""
-    for k in _keys(concept):
-        if k in codes.LYMPH_NODE_SNOMED:
-            return True
+    if _codes_lymph_node(concept):
+        return True
     text = concept_text(concept).lower()
-    return "lymph node" in text or " ln" in f" {text}" or text.endswith(" node") or "nodal" in text
+    # " ln" in f" {text}", without building the string
+    return "lymph node" in text or text.startswith("ln") or " ln" in text or text.endswith(" node") or "nodal" in text
+
+
+# "mm" is LENGTH_MM's canonical unit, neither rejected nor read as another unit: normalise multiplies by 1
+_MM_AS_IS = LENGTH_MM.canonical == "mm" and "mm" not in LENGTH_MM.rejected and LENGTH_MM.same_as.get("mm", "mm") == "mm"
 
 
 def _size_value(obs: Resource, comp: dict, record: PatientRecord) -> tuple[Decimal | None, bool]:
@@ -291,12 +318,14 @@ def _size_value(obs: Resource, comp: dict, record: PatientRecord) -> tuple[Decim
     if vcc is not None and codes.TOO_SMALL in concept_keys(vcc):
         return None, True
     q = comp.get("valueQuantity")
+    from_float = False
     if type(q) is dict:
         value = q.get("value")
         if type(value) is float:  # to_decimal(value), the usual JSON number
             v: Decimal | None = Decimal(repr(value))
             if not v.is_finite():  # type: ignore[union-attr]
                 v = None
+            from_float = True
         else:
             v = to_decimal(value)
         if v is None:
@@ -309,11 +338,16 @@ def _size_value(obs: Resource, comp: dict, record: PatientRecord) -> tuple[Decim
         v, unit, _ = quantity(q)
         if v is None:
             return None, False
-    try:
-        mm = normalise(v, unit, LENGTH_MM)
-    except UnitError as exc:
-        record.issue(obs, "tumour size skipped", str(exc))
-        return None, False
+    if from_float and unit == "mm" and _MM_AS_IS:
+        # normalise(v, "mm", LENGTH_MM) is v * Decimal(1): v itself, as a float's repr has at most 17 digits (the
+        # product is exact, with v's exponent)
+        mm = v
+    else:
+        try:
+            mm = normalise(v, unit, LENGTH_MM)
+        except UnitError as exc:
+            record.issue(obs, "tumour size skipped", str(exc))
+            return None, False
     if mm < 0:
         record.issue(obs, "tumour size skipped", "negative diameter")
         return None, False
@@ -459,7 +493,7 @@ def map_recist(record: PatientRecord, *, confirmation_required: bool | None = No
     else:
         at_base = [les for les in lesions.values() if baseline in les.sizes and les.sizes[baseline][0] is not None]
         selection = engine.select_targets([
-            engine.BaselineLesion(les.lesion_id, les.nodal, les.sizes[baseline][0], les.organ) for les in at_base])
+            engine.new_baseline_lesion(les.lesion_id, les.nodal, les.sizes[baseline][0], les.organ) for les in at_base])
         targets = [lesions[i] for i in selection.targets]
         non_targets = [lesions[i] for i in selection.non_targets]
         for les in lesions.values():
@@ -502,10 +536,10 @@ def map_recist(record: PatientRecord, *, confirmation_required: bool | None = No
         rep = reported.get(d)
         timepoints.append(new_timepoint(d, tuple(tms), nt, nl, rep[0] if rep and not tms else None, refs))
 
-    inputs = engine.RecistInputs(
-        timepoints=tuple(timepoints), confirmation_required=confirmation_required,
-        treatment_start=treatment_start, targets_auto_selected=selection is not None and bool(selection.targets),
-        **({"min_sd_days": min_sd_days} if min_sd_days is not None else {}),
+    inputs = engine.new_recist_inputs(  # RecistInputs(...) with every field given (rules.base.frozen_builder)
+        timepoints=tuple(timepoints), confirmation_required=confirmation_required, treatment_start=treatment_start,
+        min_sd_days=min_sd_days if min_sd_days is not None else engine.DEFAULT_MIN_SD_DAYS,
+        targets_auto_selected=selection is not None and bool(selection.targets),
     )
     return RecistMapping(inputs, selection)
 

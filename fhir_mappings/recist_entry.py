@@ -5,7 +5,7 @@ from datetime import date
 from typing import Any, Mapping
 
 from fhir_mappings import codes
-from fhir_mappings.pipeline import CriteriaMapper, MapperOutput, register
+from fhir_mappings.pipeline import CriteriaMapper, MapperOutput, new_mapper_output, register
 from fhir_mappings.recist import map_recist
 from fhir_mappings.record import PatientRecord
 from fhir_mappings.routing import RoutedCancer
@@ -20,7 +20,7 @@ def _run(record: PatientRecord, routed: RoutedCancer, as_of: date, options: Mapp
     notes = ()
     if mapping.selection is not None and mapping.selection.targets:
         notes = ("Target lesions were selected automatically at baseline (no target/non-target coding in the record).",)
-    return MapperOutput(a, a.missing, notes)
+    return new_mapper_output(a, a.missing, notes, False)  # MapperOutput(a, a.missing, notes)
 
 
 register(CriteriaMapper("RECIST 1.1", codes.RECIST_OBSERVATION_CODES, fn=_run))

@@ -29,6 +29,12 @@ SYSTEM_ALIASES = {"urn:oid:2.16.840.1.113883.6.1": LOINC, "urn:oid:2.16.840.1.11
                   "http://snomed.info/id": SNOMED, "urn:oid:2.16.840.1.113883.6.90": ICD10CM}
 
 
+_VOIDED = frozenset({  # Condition.verificationStatus keys that void a Condition
+    "http://terminology.hl7.org/CodeSystem/condition-ver-status|entered-in-error",
+    "http://terminology.hl7.org/CodeSystem/condition-ver-status|refuted",
+})
+
+
 @dataclass(frozen=True)
 class MappingIssue:
     """Something in the record that could not be used, and why (never carries clinical values)."""
@@ -231,7 +237,7 @@ class PatientRecord:
         self._decoded_types: set[str] = set()
         self._order: dict[int, tuple[date, str]] = {}  # with_codes' sort key of each resource handed out, by id
         by_type, by_ref, by_bare_code, by_system = self._by_type, self._by_ref, self._by_bare_code, self._by_system
-        seen: set[str] = set()
+        skipped: set[str] = set()  # refs of the resources skipped below (the others are the keys of by_ref)
         # An item is a resource dict, or a RawResource (fhir_mappings/rawjson.py: its head decoded, the rest on
         # demand). The index lists hold the items as given; what a mapper receives is always the dict
         # (of_type, get, with_codes and with_system decode a RawResource the first time, once).
@@ -247,18 +253,17 @@ class PatientRecord:
             if not isinstance(rtype, str) or rtype == "OperationOutcome":  # a search's warnings, not patient data
                 continue
             ref = f"{rtype}/{rid}" if rtype and rid else None  # ref_of(res), inlined
-            if ref:
-                if ref in seen:
-                    continue  # the same resource from two prefetch keys
-                seen.add(ref)
+            if ref and (ref in by_ref or ref in skipped):
+                continue  # the same resource from two prefetch keys
             if isinstance(status, str) and status in UNUSABLE_STATUS:
+                if ref:
+                    skipped.add(ref)
                 self.issues.append(MappingIssue(ref, f"{rtype} skipped", f"status is {status}"))
                 continue
             if rtype == "Condition" and concept_keys(
-                    head.verificationStatus if head is not None else res.get("verificationStatus")) & {
-                "http://terminology.hl7.org/CodeSystem/condition-ver-status|entered-in-error",
-                "http://terminology.hl7.org/CodeSystem/condition-ver-status|refuted",
-            }:
+                    head.verificationStatus if head is not None else res.get("verificationStatus")) & _VOIDED:
+                if ref:
+                    skipped.add(ref)
                 self.issues.append(MappingIssue(ref, "Condition skipped", "verification status is entered-in-error or refuted"))
                 continue
             by_type[rtype].append(res)
@@ -268,11 +273,20 @@ class PatientRecord:
                 coding = code.coding
                 if not coding:
                     continue
-                if len(coding) == 1:  # the usual case: no list comprehension
+                if len(coding) == 1:  # the usual case: the loop below for one coding, without its tuples
                     c = coding[0]
-                    pairs = ((c.code, c.system),)
-                else:
-                    pairs = [(c.code, c.system) for c in coding]
+                    bare, system = c.code, c.system
+                    if isinstance(bare, str):
+                        by_bare_code[bare.strip()].append(res)
+                    if isinstance(system, str):
+                        by_system[system].append(res)
+                    elif system is not None and not self._odd_system:
+                        try:
+                            hash(system)
+                        except TypeError:
+                            self._odd_system = True
+                    continue
+                pairs = [(c.code, c.system) for c in coding]
             elif isinstance(code, dict):
                 coding = code.get("coding")
                 if not isinstance(coding, list):

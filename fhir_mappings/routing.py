@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import date
 
 from fhir_mappings.record import ICD10, ICD10CM, SNOMED, PatientRecord, Resource, codings, concept_text, parse_date, ref_of
+from rules.base import frozen_builder
 
 
 @dataclass(frozen=True)
@@ -169,7 +170,7 @@ def _remission_state(condition: Resource) -> str | None:
 
 def route(record: PatientRecord) -> list[RoutedCancer]:
     """One entry per distinct cancer type in the record (the most specific Condition wins)."""
-    found: dict[str, RoutedCancer] = {}
+    found: dict[str, tuple[CancerType, str, Resource]] = {}  # the first Condition of each cancer type
     for cond in record.of_type("Condition"):
         try:
             hit = classify(cond)
@@ -179,16 +180,23 @@ def route(record: PatientRecord) -> list[RoutedCancer]:
         if hit is None:
             continue
         ct, how = hit
-        if ct.key in found:
-            continue
-        found[ct.key] = RoutedCancer(
-            cancer=ct, condition_ref=ref_of(cond), condition_text=concept_text(cond.get("code")) or ct.label,
-            onset=parse_date(cond.get("onsetDateTime")) or parse_date(cond.get("recordedDate")),
-            remission_state=_remission_state(cond), matched_by=how,
-            icd_codes=tuple(c for sys_, c in codings(cond.get("code")) if sys_ in (ICD10CM, ICD10)),
-        )
+        if ct.key not in found:
+            found[ct.key] = (ct, how, cond)
     # a specific solid type (breast, prostate...) already carries RECIST: drop a generic duplicate
-    if "solid" in found and any(k in found for k in ("breast", "prostate", "ovarian", "hcc", "gist", "glioma",
-                                                     "colorectal", "lung", "testicular")):
+    if "solid" in found and any(k in found for k in _SPECIFIC_SOLID):
         found.pop("solid")
-    return sorted(found.values(), key=lambda r: _ORDER[r.cancer.key])
+    return [_routed(ct, how, cond) for ct, how, cond in sorted(found.values(), key=lambda f: _ORDER[f[0].key])]
+
+
+_new_routed = frozen_builder(RoutedCancer)
+_SPECIFIC_SOLID = ("breast", "prostate", "ovarian", "hcc", "gist", "glioma", "colorectal", "lung", "testicular")
+
+
+def _routed(ct: CancerType, how: str, cond: Resource) -> RoutedCancer:
+    """The RoutedCancer of a Condition route() keeps (built only for those: a dropped one costs nothing)."""
+    return _new_routed(  # RoutedCancer(...) with every field given (rules.base.frozen_builder)
+        cancer=ct, condition_ref=ref_of(cond), condition_text=concept_text(cond.get("code")) or ct.label,
+        onset=parse_date(cond.get("onsetDateTime")) or parse_date(cond.get("recordedDate")),
+        remission_state=_remission_state(cond), matched_by=how,
+        icd_codes=tuple(c for sys_, c in codings(cond.get("code")) if sys_ in (ICD10CM, ICD10)),
+    )

@@ -40,6 +40,7 @@ from typing import Iterable, Literal, Sequence
 from rules.base import (
     D,
     Assessment,
+    Evidence,
     EvidenceLog,
     Outcome,
     Source,
@@ -138,7 +139,10 @@ class RecistInputs:
 # Positional constructors for the mapper, which builds one per lesion and time point (rules.base.frozen_builder)
 new_target_measurement = frozen_builder(TargetMeasurement)
 new_timepoint = frozen_builder(Timepoint)
+new_recist_inputs = frozen_builder(RecistInputs)
 _new_timepoint_result = frozen_builder(TimepointResult)
+_new_assessment = frozen_builder(Assessment)
+_ZERO = Decimal(0)
 
 
 @dataclass(frozen=True)
@@ -158,6 +162,9 @@ class TargetSelection:
     not_disease: tuple[str, ...]   # nodes < 10 mm short axis
     reasons: tuple[str, ...]
 
+
+new_baseline_lesion = frozen_builder(BaselineLesion)
+_new_target_selection = frozen_builder(TargetSelection)
 
 PAIRED_ORGANS = {"lung": "lungs", "lungs": "lungs", "kidney": "kidneys", "kidneys": "kidneys", "ovary": "ovaries",
                  "ovaries": "ovaries", "adrenal": "adrenals", "breast": "breasts"}
@@ -208,7 +215,7 @@ def select_targets(lesions: Sequence[BaselineLesion]) -> TargetSelection:
         else:
             non_targets.append(les.lesion_id)
             reasons.append(f"{les.lesion_id}: measurable but over the limit of 5 targets / 2 per organ, non-target")
-    return TargetSelection(tuple(chosen), tuple(non_targets), tuple(normal), tuple(reasons))
+    return _new_target_selection(tuple(chosen), tuple(non_targets), tuple(normal), tuple(reasons))
 
 
 # --- time-point evaluation ------------------------------------------------------------------
@@ -277,7 +284,7 @@ def assess(inputs: RecistInputs, as_of: date, *, continuing_pr: bool = True) -> 
         contributions = [_contribution(t) for t in baseline.targets]
         if any(c is None for c in contributions):
             return _not_evaluable(["a baseline target lesion has no measurement"], ev)
-        baseline_sum = sum(contributions, Decimal(0))
+        baseline_sum = sum(contributions, _ZERO)
         parts = " + ".join(
             f"{t.lesion_id} {fmt(c)} mm{' (short axis)' if t.nodal else ''}" for t, c in zip(baseline.targets, contributions)
         )
@@ -335,7 +342,7 @@ def assess(inputs: RecistInputs, as_of: date, *, continuing_pr: bool = True) -> 
                 contribs[lid] = dm if type(dm) is Decimal else (
                     D(dm) if dm is not None else (TOO_SMALL_MM if m.too_small else None))
             known = [c for c in contribs.values() if c is not None]
-            avail = sum(known, Decimal(0))
+            avail = sum(known, _ZERO)
             nadir = nadir_sum
             if i == last:
                 values["nadir_sum_mm"] = nadir
@@ -483,7 +490,8 @@ def assess(inputs: RecistInputs, as_of: date, *, continuing_pr: bool = True) -> 
                               {"target_sum_mm": r.target_sum} if r.target_sum is not None else {})
         for r in results
     )
-    return Assessment(
+    evidence = ev.items()
+    return _new_assessment(  # Assessment(...) with every field given (rules.base.frozen_builder)
         criteria=CRITERIA,
         category=current.overall,
         label=CATEGORY_LABELS.get(current.overall, current.overall),
@@ -492,11 +500,11 @@ def assess(inputs: RecistInputs, as_of: date, *, continuing_pr: bool = True) -> 
         confirmed=cat_confirmed,
         source=SOURCE,
         values=values,
-        evidence=ev.items(),
+        evidence=evidence,
         history=history,
         missing=tuple(missing) + (("a target lesion was not assessed",) if current.overall == "NE" and
                                   current.target_response == "NE" else ()),
-        notes=_notes(ev, continuing_pr),
+        notes=_notes(evidence, continuing_pr),
     )
 
 
@@ -522,8 +530,8 @@ def _nadir_text(tsum: Decimal, nadir: Decimal, nadir_txt: str, from_nadir: Decim
     return f"+{fmt(tsum)} mm over a nadir of 0 mm"
 
 
-def _notes(ev: EvidenceLog, continuing_pr: bool) -> tuple[str, ...]:
-    if continuing_pr and any(e.rule == "recist.target.pr_continuing" for e in ev.items()):
+def _notes(evidence: tuple[Evidence, ...], continuing_pr: bool) -> tuple[str, ...]:
+    if continuing_pr and any(e.rule == "recist.target.pr_continuing" for e in evidence):
         return ("PR is kept until PD criteria are met (RECIST Working Group FAQ); a strict time-point reading "
                 "would call this visit SD.",)
     return ()

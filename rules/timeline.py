@@ -224,6 +224,7 @@ class Timeline:
 
 
 _new_timeline = frozen_builder(Timeline)
+_new_episode = frozen_builder(RemissionEpisode)
 _CURE_NOTE_AT = [f.name for f in fields(Timeline)].index("cure_note")
 assert [f.name for f in fields(Timeline)][-4:] == ["episodes", "cure_note", "notes", "citations"]
 _CITATIONS = fields(Timeline)[-1].default
@@ -291,7 +292,7 @@ def _episodes(points: list[TimepointResult]) -> list[RemissionEpisode]:
         _, remission_confirmed = _confirmation(members, Outcome.PARTIAL)
         complete_start, complete_confirmed = _confirmation(members, Outcome.COMPLETE)
         episodes.append(
-            RemissionEpisode(
+            _new_episode(  # RemissionEpisode(...) with every field given (rules.base.frozen_builder)
                 start=first.date,
                 start_outcome=first.outcome,
                 start_category=first.category,

@@ -106,6 +106,18 @@ def _coding(system, code, display=None):
     return {"coding": [c]}
 
 
+_ALIAS = {LOINC: "urn:oid:2.16.840.1.113883.6.1", SNOMED: "http://snomed.info/id"}
+# body sites the lymph-node test reads in other spellings: aliased systems, padded codes, two codings, words at the
+# start / end of the text, a system holding "|", a coding of another shape
+_ODD_SITES = [
+    _coding("http://snomed.info/id", " 181756000 "), _coding("urn:oid:2.16.840.1.113883.6.96", "59441001"),
+    {"coding": [{"system": SNOMED, "code": "10200004"}, {"system": SNOMED, "code": "181756000"}]},
+    _coding(f"{SNOMED}|59441001", ""), _coding(SNOMED, "59441001|x"), {"coding": [{"code": "59441001"}, "x"]},
+    {"coding": [{"system": 3, "code": "59441001"}], "text": "LN station 7"}, {"text": "Hilar node"},
+    {"text": "lnode"}, {"coding": [{"system": SNOMED, "code": "x", "display": "Nodal mass"}]},
+]
+
+
 @st.composite
 def recist_records(draw):
     bodies = []
@@ -114,7 +126,7 @@ def recist_records(draw):
         b["identifier"] = draw(st.sampled_from([[{"value": f"L{i}"}], [{"system": "x"}], [], None, [{"value": 3}]]))
         b["location"] = draw(st.sampled_from([
             _coding(SNOMED, "59441001", "Left axillary lymph node"), _coding(SNOMED, "10200004", "Liver"),
-            {"text": "mediastinal nodal mass"}, {"text": "lung"}, "liver", None]))
+            {"text": "mediastinal nodal mass"}, {"text": "lung"}, "liver", None, *_ODD_SITES]))
         bodies.append({k: v for k, v in b.items() if v is not None})
     focus_refs = [f"BodyStructure/b{i}" for i in range(len(bodies))] + [
         "BodyStructure/missing", "http://x.org/fhir/BodyStructure/b0", "BodyStructure/b0/_history/2"]
@@ -127,13 +139,15 @@ def recist_records(draw):
             None, [{"reference": draw(st.sampled_from(focus_refs))}], [{"identifier": {"value": f"id{i % 3}"}}],
             [{"display": "x"}], ["BodyStructure/b0"], [{"reference": 5}], {"reference": "BodyStructure/b0"}]))
         o["bodySite"] = draw(st.sampled_from([None, _coding(SNOMED, "59441001", "Axillary lymph node"),
-                                              {"text": "liver"}, {"text": "para-aortic ln"}, 7]))
+                                              {"text": "liver"}, {"text": "para-aortic ln"}, 7, *_ODD_SITES]))
         comps = []
         for _ in range(draw(st.integers(0, 4))):
             key = draw(st.sampled_from([codes.LONGEST_DIMENSION, codes.SHORT_AXIS, codes.OTHER_DIMENSION,
                                         codes.NODAL, codes.LESION_ROLE, f"{LOINC}|8480-6"]))
             system, code = key.split("|", 1)
-            c = {"code": _coding(system, draw(st.sampled_from([code, code, f" {code} "])))}
+            system = draw(st.sampled_from([system, system, _ALIAS.get(system, system), f"{system}|{code}"]))
+            c = {"code": draw(st.sampled_from([_coding(system, draw(st.sampled_from([code, code, f" {code} "]))),
+                                               {"coding": [{"system": system, "code": code}, {"code": "x"}]}]))}
             if key == codes.NODAL:
                 c["valueBoolean"] = draw(st.sampled_from([True, False, "yes"]))
             elif key == codes.LESION_ROLE:
@@ -193,6 +207,27 @@ def test_recist_mapper_is_the_plain_form(resources, confirm):
     assert fast.issues == slow.issues
 
 
+@settings(max_examples=1000, deadline=None)
+@given(value=st.floats(allow_nan=False), unit=st.sampled_from(["mm", "mm", " mm ", "cm"]),
+       system=st.sampled_from([UCUM, None]))
+def test_a_diameter_in_mm_is_read_as_normalise_reads_it(value, unit, system):
+    """_size_value takes a float in "mm" as it is: the very Decimal (digits and exponent) normalise gives."""
+    from fhir_mappings.recist import _size_value
+    from fhir_mappings.units import LENGTH_MM, UnitError, normalise
+
+    q = {"value": value, "code": unit, **({"system": system} if system else {})}
+    record = PatientRecord([])
+    got, _ = _size_value({"resourceType": "Observation", "id": "o"}, {"valueQuantity": q}, record)
+    v = Decimal(repr(value))
+    try:
+        want = normalise(v, unit, LENGTH_MM) if v.is_finite() else None
+    except UnitError:
+        want = None
+    if want is not None and want < 0:
+        want = None
+    assert (got.as_tuple() if got is not None else None) == (want.as_tuple() if want is not None else None)
+
+
 # --- cards ----------------------------------------------------------------------------------------------------
 
 from cds_service import cards  # noqa: E402
@@ -206,7 +241,10 @@ class _Str(str):
 @given(key=st.sampled_from(["target_sum_mm", "pct_change_from_nadir", "pct_x", "mrd_fraction", "x_pct_change_y",
                             "nadir_sum_mm"]),
        value=st.one_of(decimals, st.sampled_from([Decimal("NaN"), Decimal("Infinity"), Decimal("-0.00004"),
-                                                  Decimal("0.00005"), Decimal("-0.005"), Decimal("1E-6")]),
+                                                  Decimal("0.00005"), Decimal("-0.005"), Decimal("1E-6"),
+                                                  # 28 digits at the quantum, beyond them, large integers
+                                                  Decimal("12345678901234567890123.45678"), Decimal("1E+23"),
+                                                  Decimal("-99999999999999999999999.99995"), Decimal("1E+30")]),
                        st.integers(-5, 5), st.lists(decimals, max_size=3), st.just(date(2024, 1, 2))))
 def test_json_value_is_the_plain_form(key, value):
     got, want = _outcome(cards._json_value, key, value), _outcome(plain._json_value, key, value)
@@ -287,12 +325,24 @@ import dataclasses  # noqa: E402
 
 import pytest  # noqa: E402
 
+from fhir_mappings import pipeline, routing  # noqa: E402
+from rules import timeline  # noqa: E402
+
 
 @pytest.mark.parametrize("cls,values", [
     (base.Evidence, ("r", "text", "cite", ("Observation/1",))),
     (base.TimepointResult, (date(2024, 1, 2), "PR", base.Outcome.PARTIAL, {"target_sum_mm": Decimal("4.5")})),
     (recist.TargetMeasurement, ("T1", True, Decimal("12.5"), False, "liver", None)),
     (recist.Timepoint, (date(2024, 1, 2), (), "CR", "no", None, ("DiagnosticReport/r",))),
+    (base.Assessment, ("RECIST 1.1", "PR", "partial response", base.Outcome.PARTIAL, date(2024, 1, 2), True,
+                       recist.SOURCE, {"target_sum_mm": Decimal("4.5")}, (), (), ("m",), ("n",))),
+    (recist.RecistInputs, ((), True, date(2024, 1, 2), 42, False)),
+    (recist.BaselineLesion, ("T1", False, Decimal("12.5"), "liver")),
+    (recist.TargetSelection, (("T1",), ("T2",), (), ("r",))),
+    (timeline.RemissionEpisode, (date(2024, 1, 2), base.Outcome.PARTIAL, "PR", base.Outcome.COMPLETE, "CR", None,
+                                 date(2024, 2, 2), None, date(2024, 3, 2), None, None, None)),
+    (pipeline.MapperOutput, (None, ("x",), (), False)),
+    (routing.RoutedCancer, (routing.BY_KEY["breast"], "Condition/c", "breast cancer", None, None, "ICD-10", ("C50",))),
 ])
 def test_frozen_builder_builds_what_the_class_builds(cls, values):
     built, plain_ = base.frozen_builder(cls)(*values), cls(*values)

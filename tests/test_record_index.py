@@ -147,3 +147,101 @@ def test_with_codes_matches_the_scan(resources, keys, rtype):
     expected = _with_codes_by_scan(record, keys, rtype)
     assert record.with_codes(keys, rtype) == expected
     assert record.with_codes(keys, rtype) == expected  # again, with the remembered sort keys
+
+
+# --- the index pass: duplicates, unusable statuses, voided Conditions, one coding or several -------------------------
+
+def _plain_index(resources):
+    """What PatientRecord.__init__ keeps, written plainly: (by type, by ref, by bare code, by system, issues)."""
+    from collections import defaultdict
+
+    from fhir_mappings.record import concept_keys
+
+    by_type, by_ref, by_code, by_system, issues, seen = defaultdict(list), {}, defaultdict(list), defaultdict(list), [], set()
+    for res in resources:
+        if not isinstance(res, dict):
+            continue
+        rtype, rid, status = res.get("resourceType"), res.get("id"), res.get("status")
+        if not isinstance(rtype, str) or rtype == "OperationOutcome":
+            continue
+        ref = f"{rtype}/{rid}" if rtype and rid else None
+        if ref:
+            if ref in seen:
+                continue
+            seen.add(ref)
+        if isinstance(status, str) and status in ("entered-in-error", "cancelled"):
+            issues.append((ref, f"{rtype} skipped", f"status is {status}"))
+            continue
+        voided = {f"http://terminology.hl7.org/CodeSystem/condition-ver-status|{c}" for c in ("entered-in-error", "refuted")}
+        if rtype == "Condition" and concept_keys(res.get("verificationStatus")) & voided:
+            issues.append((ref, "Condition skipped", "verification status is entered-in-error or refuted"))
+            continue
+        by_type[rtype].append(id(res))
+        if ref:
+            by_ref[ref] = id(res)
+        code = res.get("code")
+        coding = code.get("coding") if isinstance(code, dict) else None
+        systems = []
+        for c in coding if isinstance(coding, list) else ():
+            if isinstance(c, dict):
+                if isinstance(c.get("code"), str):
+                    by_code[c["code"].strip()].append(id(res))
+                s = c.get("system")
+                if isinstance(s, str) and s not in systems:
+                    systems.append(s)
+                    by_system[s].append(id(res))
+    return dict(by_type), by_ref, dict(by_code), dict(by_system), issues
+
+
+_VER = "http://terminology.hl7.org/CodeSystem/condition-ver-status"
+
+
+@st.composite
+def _indexed_resources(draw):
+    out = []
+    for _ in range(draw(st.integers(0, 14))):
+        res = {"resourceType": draw(st.sampled_from(["Observation", "Condition", "Condition", 3, "OperationOutcome"])),
+               "id": draw(st.sampled_from(["a", "b", "c", "", None]))}
+        status = draw(_STATUS)
+        if status:
+            res["status"] = status
+        res["verificationStatus"] = draw(st.sampled_from([
+            None, {"coding": [{"system": _VER, "code": "refuted"}]}, {"coding": [{"system": _VER, "code": "confirmed"}]},
+            {"coding": [{"system": _VER, "code": " entered-in-error "}, "x"]}]))
+        res["code"] = draw(st.sampled_from([
+            None, "x", {"coding": []}, {"coding": [{"system": "http://loinc.org", "code": " 1"}]},
+            {"coding": [{"code": "1"}]}, {"coding": [{"system": "s", "code": 2}]}, {"coding": "x"},
+            {"coding": [{"system": "s", "code": "1"}, {"system": "s", "code": "2"}, {"system": "t"}, 4]}]))
+        out.append({k: v for k, v in res.items() if v is not None})
+    return out + draw(st.lists(st.sampled_from(out), max_size=4)) if out else out  # some twice (two prefetch keys)
+
+
+@settings(max_examples=400, deadline=None)
+@given(_indexed_resources())
+def test_the_index_pass_is_the_plain_pass(resources):
+    """Resource dicts (the plain decode) and RawResource heads (the lazy prefetch) are indexed as the plain pass
+    indexes the dicts: the same resources under the same keys, in the same order, and the same issues."""
+    import msgspec
+    import orjson
+
+    from fhir_mappings.rawjson import lazy_value, resource_of
+
+    by_type, by_ref, by_code, by_system, issues = _plain_index(resources)
+    record = PatientRecord(resources)
+    assert {t: [id(r) for r in v] for t, v in record._by_type.items()} == by_type
+    assert {k: id(r) for k, r in record._by_ref.items()} == by_ref
+    assert {k: [id(r) for r in v] for k, v in record._by_bare_code.items()} == by_code
+    assert {k: [id(r) for r in v] for k, v in record._by_system.items()} == by_system
+    assert [(i.ref, i.what, i.why) for i in record.issues] == issues
+
+    content = {id(r): r for r in resources}  # the plain pass's ids -> the resource, compared by content
+    lazy = PatientRecord(lazy_value(msgspec.Raw(orjson.dumps({"resourceType": "Bundle", "entry": [
+        {"resource": r} for r in resources]}))).resources)
+    assert {t: [resource_of(r) for r in v] for t, v in lazy._by_type.items()} == {
+        t: [content[i] for i in v] for t, v in by_type.items()}
+    assert {k: resource_of(r) for k, r in lazy._by_ref.items()} == {k: content[i] for k, i in by_ref.items()}
+    assert {k: [resource_of(r) for r in v] for k, v in lazy._by_bare_code.items()} == {
+        k: [content[i] for i in v] for k, v in by_code.items()}
+    assert {k: [resource_of(r) for r in v] for k, v in lazy._by_system.items()} == {
+        k: [content[i] for i in v] for k, v in by_system.items()}
+    assert [(i.ref, i.what, i.why) for i in lazy.issues] == issues
