@@ -158,6 +158,14 @@ def _dimension(obs: Resource, nodal: bool, record: PatientRecord,
     return None, too_small
 
 
+def _results(report: Any) -> list | tuple:
+    """A report's ``result`` References, or none when ``result`` is not a list (malformed: a number, a string, a
+    lone object), as fhir_mappings/lugano.py reads it: one bad report loses its grouping, not the whole assessment
+    (its measurements keep their own dates)."""
+    results = report.get("result")
+    return results if type(results) is list else ()
+
+
 def _timepoint_dates(record: PatientRecord, obs_list: list[Resource]) -> dict[str, date]:
     """Date of the imaging report that groups each measurement (report date wins over measurement date)."""
     when: dict[str, date] = {}
@@ -166,7 +174,7 @@ def _timepoint_dates(record: PatientRecord, obs_list: list[Resource]) -> dict[st
         d = effective_date(rep)
         if d is None:
             continue
-        for r in rep.get("result") or ():
+        for r in _results(rep):
             key = ref_key(r)
             if key:
                 when[key] = d
@@ -209,7 +217,7 @@ def _report_dates(record: PatientRecord, wanted: set[str]) -> dict[str, date]:
         return when
     ref_key = record.ref_key
     for rep, d in dated_reports(record):
-        for r in rep.get("result") or ():
+        for r in _results(rep):
             ref = r.get("reference") if type(r) is dict else r
             if type(ref) is str:
                 if ref in wanted:  # a key of the index: its own ref_key

@@ -107,3 +107,24 @@ def test_no_measurements_says_what_is_missing():
     p.condition(icd10="C34.90", text="Lung cancer")
     m = map_recist(PatientRecord(p.resources))
     assert m.inputs is None and "21889-1" in m.reasons_missing[0]
+
+
+def test_a_report_whose_result_is_not_a_list_loses_only_its_grouping():
+    """A malformed ``result`` (a number, a string, a lone object) used to raise inside the mapper and turn the whole
+    RECIST assessment into "could not be read"; now that report groups nothing and the measurements keep their
+    own dates (the same reading as the Lugano mapper's)."""
+    from cds_service.app import evaluate_request
+    from cds_service.config import load_settings
+
+    for bad in (3, "Observation/x", {"reference": "Observation/x"}):
+        p = two_visits()
+        extra = {"resourceType": "DiagnosticReport", "id": "odd", "status": "final", "subject": p.subject,
+                 "code": concept("http://loinc.org", "24627-2", "Chest CT"), "effectiveDateTime": "2024-03-01",
+                 "result": bad}
+        p.add(extra)
+        a, m, record = assess(p)
+        assert m.inputs is not None and a.category == "PR", bad
+        status, out = evaluate_request(p.hook_request(), load_settings({"feedback_database_url": "sqlite:///:memory:"}),
+                                       AS_OF)
+        summaries = " ".join(c["summary"] for c in out["cards"])
+        assert status == 200 and "partial response" in summaries.lower() and "could not be read" not in summaries, bad
