@@ -31,9 +31,9 @@ def test_the_recist_extra_file_is_well_formed():
 
 
 @pytest.mark.parametrize("vignette", VIGNETTES, ids=[v["id"] for v in VIGNETTES])
-def test_recist_extra_vignette_through_http(client, vignette):
+def test_recist_extra_vignette_through_http(client, vignette, settings_dict):
     assert has_converter(vignette)
     patient = to_patient(vignette)
     if isinstance(patient, UnreadableVignette):
         pytest.fail(str(patient.error), pytrace=False)
-    public.test_vignette_through_http(client, vignette)
+    public.test_vignette_through_http(client, vignette, settings_dict)

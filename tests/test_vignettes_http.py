@@ -20,8 +20,12 @@ def _card_for(body: dict, criteria: str) -> dict:
 
 
 @pytest.mark.parametrize("vignette", VIGNETTES, ids=[v["id"] for v in VIGNETTES])
-def test_vignette_through_http(client, vignette):
+def test_vignette_through_http(client, vignette, settings_dict):
     patient = to_patient(vignette)
+    if getattr(patient, "criteria_options", None):  # a case that states e.g. its pCR definition: a site configured that way answers
+        from cds_service import create_app
+
+        client = create_app({**settings_dict, "criteria_options": dict(patient.criteria_options)}).test_client()
     resp = client.post("/cds-services/remission-status", json=patient.hook_request())
     assert resp.status_code == 200, resp.get_data(as_text=True)
     card = _card_for(resp.get_json(), card_criteria_of(vignette, patient))
@@ -51,3 +55,15 @@ def test_vignette_through_http(client, vignette):
 
 def test_every_recist_vignette_has_a_converter():
     assert {v["id"] for v in load_vignettes() if v["id"].startswith("RECIST-")} <= {v["id"] for v in VIGNETTES}
+
+
+def test_a_vignette_that_states_its_pcr_definition_is_answered_with_it(client, settings_dict):
+    """A case stating "ypT0 ypN0" (residual DCIS is not a pCR) is answered by a service configured that way, as
+    `remission-cds vignettes` answers it; the same case without the statement follows the default ypT0/is ypN0."""
+    base = {"id": "PCR-DEF1", "criteria": "Breast pCR", "title": "pCR definition stated", "source": "criteria.md",
+            "inputs": {"surgery_date": "2024-07-02", "ypT": "ypTis", "ypN": "ypN0 (0/2 sentinel nodes)",
+                       "residual_DCIS": True, "LVI": False}}
+    strict = {**base, "inputs": {**base["inputs"], "pcr_definition": "ypT0 ypN0"}, "expected": {"category": "not pCR"}}
+    default = {**base, "expected": {"category": "pCR"}}
+    test_vignette_through_http(client, strict, settings_dict)
+    test_vignette_through_http(client, default, settings_dict)
