@@ -19,13 +19,37 @@ SUMMARY_MAX = 139  # CDS Hooks: "<140-character summary"
 _VARIANT_DIGIT = {f"{d:x}": f"{d & 0x3 | 0x8:x}" for d in range(16)}
 
 
-def new_uuid() -> str:
-    """str(uuid.uuid4()) without building a UUID object: 122 random bits, version 4, RFC 4122 variant.
+_UUID_BATCH = 64
+# uuids made ahead from one os.urandom call (one syscall per 64 cards, not per card).  list.pop() hands each out
+# once, also across threads; the pool is emptied in a forked child (below), so a child never repeats the uuids its
+# parent has yet to hand out: it draws its own from the OS.
+_UUID_POOL: list[str] = []
 
-    The hex of 16 random bytes with the version nibble (the high one of byte 6, hex digit 12) set to 4 and the high
-    nibble of byte 8 (hex digit 16) mapped to its variant digit: what setting those bits in the bytes gives."""
-    h = os.urandom(16).hex()
-    return f"{h[:8]}-{h[8:12]}-4{h[13:16]}-{_VARIANT_DIGIT[h[16]]}{h[17:20]}-{h[20:]}"
+
+def _fill_uuid_pool() -> None:
+    """Add _UUID_BATCH uuids to the pool: str(uuid.uuid4()) without building a UUID object, 122 random bits each
+    from the OS CSPRNG, version 4, RFC 4122 variant.
+
+    Each is the hex of 16 random bytes with the version nibble (the high one of byte 6, hex digit 12) set to 4 and
+    the high nibble of byte 8 (hex digit 16) mapped to its variant digit: what setting those bits in the bytes
+    gives."""
+    hx = os.urandom(16 * _UUID_BATCH).hex()
+    vd = _VARIANT_DIGIT
+    _UUID_POOL.extend(f"{h[:8]}-{h[8:12]}-4{h[13:16]}-{vd[h[16]]}{h[17:20]}-{h[20:]}"
+                      for h in (hx[i:i + 32] for i in range(0, 32 * _UUID_BATCH, 32)))
+
+
+if hasattr(os, "register_at_fork"):  # POSIX: drop the parent's pooled uuids in a forked child
+    os.register_at_fork(after_in_child=_UUID_POOL.clear)
+
+
+def new_uuid() -> str:
+    """A random version 4 uuid string, as str(uuid.uuid4()) (from a pool filled by one os.urandom call per 64)."""
+    while True:
+        try:
+            return _UUID_POOL.pop()
+        except IndexError:  # empty (or emptied by another thread meanwhile): draw another batch
+            _fill_uuid_pool()
 
 
 _TOPIC_SEP = re.compile(r"[^a-z0-9]+")

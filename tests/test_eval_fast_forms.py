@@ -1,6 +1,7 @@
 """The hook's per-call fast paths give what their plain forms (tests/plain_forms.py) give, on random inputs."""
 from __future__ import annotations
 
+import os
 from datetime import date, timedelta
 from decimal import Decimal
 
@@ -422,3 +423,35 @@ def test_card_uuids_are_random_version_4_uuids():
     for b in bits:
         fixed &= ~(b ^ bits[0])
     assert fixed & ((1 << 128) - 1) == (0xF << 76) | (0x3 << 62)  # the version nibble and the variant bits only
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_card_uuids_of_a_forked_child_are_not_its_parents():
+    """The uuid pool is dropped in a forked child: the child draws its own from the OS, never the uuids the parent
+    pooled and has yet to hand out."""
+    cards.new_uuid()  # the pool now holds uuids made ahead
+    assert cards._UUID_POOL
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: its next uuids, to the parent
+        try:
+            os.close(r)
+            os.write(w, ("|" + str(len(cards._UUID_POOL)) + "|"
+                         + ",".join(cards.new_uuid() for _ in range(200))).encode())
+        finally:
+            os._exit(0)
+    os.close(w)
+    data = b""
+    while chunk := os.read(r, 65536):
+        data += chunk
+    os.close(r)
+    os.waitpid(pid, 0)
+    _, pooled_in_child, child = data.decode().split("|")
+    assert pooled_in_child == "0"
+    child_uuids = child.split(",")
+    parent_uuids = [cards.new_uuid() for _ in range(200)]
+    assert len(set(child_uuids)) == 200 and not set(child_uuids) & set(parent_uuids)
+    import uuid
+    for s in child_uuids:
+        u = uuid.UUID(s)
+        assert str(u) == s and u.version == 4 and u.variant == uuid.RFC_4122
