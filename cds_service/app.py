@@ -230,8 +230,10 @@ def create_app(config: Any = None) -> Flask:
             if gc_was:
                 gc.enable()
 
-    def _answer(svc: ServiceDef, raw: bytes, base_url: Callable[[], str], kept: list[dict]) -> bytes:
-        """The cards of one hook call, encoded; raises HookError for what the client must fix."""
+    def _answer(svc: ServiceDef, raw: bytes, base_url: Callable[[], str], kept: list[dict],
+                after: list[Callable[[], None]]) -> bytes:
+        """The cards of one hook call, encoded; raises HookError for what the client must fix. Book-keeping that
+        the response does not wait for (the card metrics) is appended to ``after``."""
         body = _decode(raw, loads_hook_request)  # prefetch Bundles stay lazy: see fhir_mappings/rawjson.py
         kept.append(body)
         try:
@@ -250,13 +252,15 @@ def create_app(config: Any = None) -> Flask:
         # the request's root URL is needed only for the SMART link when no public URL is configured
         root = base_url() if settings.smart.enabled and settings.cards.smart_link and not settings.public_url else None
         status, out = evaluate_request(body, settings, today(), svc.id, root)
-        metrics.record_cards(out.get("cards", []))
+        cards = out.get("cards", [])
+        after.append(lambda: metrics.record_cards(cards))
         return dumps(out)
 
     def _run_hook(svc: ServiceDef, raw: Callable[[], bytes], base_url: Callable[[], str],
-                  closes: bool) -> tuple[int, bytes, str, Callable[[], None] | None]:
+                  closes: bool, after: list[Callable[[], None]]) -> tuple[int, bytes, str, Callable[[], None] | None]:
         """(status, body, content type, release) of one hook call; ``release`` (when not None) frees the decoded
-        request and must run once the response has been sent.
+        request, then runs the book-keeping in ``after`` (metrics, the access log: what the client need not wait
+        for), and must run once the response has been sent. When ``release`` is None, both are done.
 
         The decoded request (resource heads, the resources the criteria read, the record index built on them) is
         an acyclic structure that reference counting frees; a cyclic-GC pass over it would cost more than the
@@ -268,23 +272,32 @@ def create_app(config: Any = None) -> Flask:
         gc.disable()
         kept: list[dict] = []  # the decoded body, once _answer's locals are gone
 
-        def release() -> None:
-            if release in unreleased:
-                unreleased.remove(release)
+        def free() -> None:
             kept.clear()
             if gc_was:
                 gc.enable()
 
+        def release() -> None:
+            if release in unreleased:
+                unreleased.remove(release)
+            free()
+            while after:
+                after.pop(0)()
+
         try:
-            payload = _answer(svc, raw(), base_url, kept)
+            payload = _answer(svc, raw(), base_url, kept, after)
         except HookError as exc:  # the client's mistake: nothing worth deferring
-            release()
+            free()
+            after.clear()  # no cards were made
             return exc.status, error_body(exc.code, exc.diagnostics, exc.expression), FHIR_JSON, None
         except BaseException:  # the callers' error handlers answer (500, 413...); a shutdown goes through
-            release()
+            free()
+            after.clear()
             raise
         if not closes:  # e.g. the test client, which closes only when asked
-            release()
+            free()
+            while after:
+                after.pop(0)()
             return 200, payload, "application/json", None
         unreleased.append(release)  # freed at the next request should close() never come
         return 200, payload, "application/json", release
@@ -300,7 +313,7 @@ def create_app(config: Any = None) -> Flask:
             raise HookError(404, "not-found", f"unknown CDS service '{service_id}'", ["path"])
         status, payload, ctype, release = _run_hook(svc, lambda: request.get_data(cache=False),
                                                     lambda: request.url_root,
-                                                    bool(request.environ.get("SERVER_SOFTWARE")))
+                                                    bool(request.environ.get("SERVER_SOFTWARE")), [])
         resp = Response(payload, status=status, mimetype=ctype)
         if release is not None:
             resp.call_on_close(release)
@@ -330,6 +343,7 @@ def create_app(config: Any = None) -> Flask:
         t0 = time.perf_counter()
         headers = _cors(environ.get("HTTP_ORIGIN"), environ.get("HTTP_ACCESS_CONTROL_REQUEST_PRIVATE_NETWORK"))
         release: Callable[[], None] | None = None
+        after: list[Callable[[], None]] = []
         try:
             if not authenticator.open:
                 authenticator.verify(environ.get("HTTP_AUTHORIZATION"),
@@ -340,8 +354,8 @@ def create_app(config: Any = None) -> Flask:
                 payload = error_body("too-long", f"request body is too large (limit {max_body} bytes)")
             else:
                 status, payload, ctype, release = _run_hook(
-                    svc, lambda: environ["wsgi.input"].read(int(length)),
-                    lambda: get_current_url(environ, root_only=True), bool(environ.get("SERVER_SOFTWARE")))
+                    svc, lambda: environ["wsgi.input"].read(int(length)), lambda: _root_url(environ),
+                    bool(environ.get("SERVER_SOFTWARE")), after)
         except AuthError as exc:
             _jwt_rejected(exc, HOOK_RULE)
             status, payload, ctype = 401, b"", ""
@@ -352,9 +366,27 @@ def create_app(config: Any = None) -> Flask:
         if ctype:
             headers.insert(0, ("Content-Type", ctype))
         headers.insert(1 if ctype else 0, ("Content-Length", str(len(payload))))
-        _observe("POST", HOOK_RULE, svc.id, status, (time.perf_counter() - t0) * 1000)
+        elapsed_ms = (time.perf_counter() - t0) * 1000
+        if release is None:
+            _observe("POST", HOOK_RULE, svc.id, status, elapsed_ms)
+        else:  # logged once the response has left (release runs ``after`` when the server closes it)
+            after.append(lambda: _observe("POST", HOOK_RULE, svc.id, status, elapsed_ms))
         start_response(f"{status} {HTTP_STATUS_CODES.get(status, 'UNKNOWN').upper()}", headers)
         return [payload] if release is None else _Sent(payload, release)
+
+    roots: dict[tuple, str] = {}  # the root URL by the environ members it is made of (bounded: Host is the client's)
+
+    def _root_url(environ: dict) -> str:
+        """``get_current_url(environ, root_only=True)``, computed once per distinct scheme, host and script name."""
+        key = (environ.get("wsgi.url_scheme"), environ.get("HTTP_HOST"), environ.get("SERVER_NAME"),
+               environ.get("SERVER_PORT"), environ.get("SCRIPT_NAME"))
+        url = roots.get(key)
+        if url is None:
+            url = get_current_url(environ, root_only=True)
+            if len(roots) >= 64:
+                roots.clear()
+            roots[key] = url
+        return url
 
     @app.route("/cds-services/<service_id>/feedback", methods=["POST", "OPTIONS"])
     def _feedback(service_id: str) -> Response:

@@ -12,6 +12,8 @@ from __future__ import annotations
 import logging
 import sys
 
+import orjson
+
 # optional extras structlog picks up at import for console output this service never produces
 _CONSOLE_EXTRAS = ("rich", "better_exceptions")
 
@@ -50,6 +52,12 @@ class _StderrLogger:
     log = debug = info = warning = warn = error = critical = exception = fatal = msg
 
 
+def _json_line(event: dict, **_kw) -> str:
+    """One event as a JSON line (orjson: the access log is written on every hook call); values JSON has no type
+    for are written as their repr, as structlog's own renderer does."""
+    return orjson.dumps(event, default=repr, option=orjson.OPT_NON_STR_KEYS).decode()
+
+
 def _factory(*_args) -> _StderrLogger:
     return _StderrLogger()
 
@@ -62,7 +70,7 @@ def configure_logging(level: int = logging.INFO) -> None:
         processors=[
             structlog.processors.add_log_level,
             structlog.processors.TimeStamper(fmt="iso", utc=True),
-            structlog.processors.JSONRenderer(),
+            structlog.processors.JSONRenderer(serializer=_json_line),
         ],
         wrapper_class=structlog.make_filtering_bound_logger(level),
         logger_factory=_factory,

@@ -186,3 +186,62 @@ def test_direct_entry_counts_the_call_in_the_metrics(app, client):
     before = count()
     assert _raw_call(app, build_body(100))[0].startswith("200")
     assert count() == before + 1
+
+
+def test_direct_entry_books_the_call_once_the_response_is_closed(app, gc_on, capsys):
+    """Under a server, the access log line and the metrics come after the response was sent (close()), not
+    before: the client does not wait for them; a response never closed is booked by the next request."""
+    import io
+
+    from cds_service import metrics
+
+    def count():
+        return metrics.REQUESTS.labels("/cds-services/<service_id>", "remission-status", "200")._value.get()
+
+    def cards_count():
+        return metrics.CARDS.labels("RECIST 1.1", "PR")._value.get()
+
+    body = build_body(100)
+    environ = {"REQUEST_METHOD": "POST", "PATH_INFO": "/cds-services/remission-status", "SCRIPT_NAME": "",
+               "QUERY_STRING": "", "SERVER_NAME": "127.0.0.1", "SERVER_PORT": "8080", "SERVER_PROTOCOL": "HTTP/1.1",
+               "wsgi.url_scheme": "http", "wsgi.input": io.BytesIO(body), "wsgi.errors": io.StringIO(),
+               "CONTENT_TYPE": "application/json", "CONTENT_LENGTH": str(len(body)),
+               "SERVER_SOFTWARE": "gunicorn/test"}
+    capsys.readouterr()
+    before, cards_before = count(), cards_count()
+    it = app(environ, lambda status, headers, exc_info=None: None)
+    assert b"".join(it)
+    assert count() == before and cards_count() == cards_before  # not yet: the response is still being sent
+    assert '"event":"request"' not in capsys.readouterr().err.replace(" ", "")
+    it.close()
+    assert count() == before + 1 and cards_count() == cards_before + 1
+    line = [ln for ln in capsys.readouterr().err.splitlines() if '"request"' in ln]
+    assert len(line) == 1 and '"status": 200' in line[0].replace('"status":200', '"status": 200')
+
+    environ["wsgi.input"] = io.BytesIO(body)
+    it = app(environ, lambda status, headers, exc_info=None: None)
+    b"".join(it)  # never closed
+    assert count() == before + 1
+    assert app.test_client().get("/healthz").status_code == 200  # the next request releases and books it
+    assert count() == before + 2
+    it.close()  # a late close() books nothing twice
+    assert count() == before + 2
+
+
+def test_the_root_url_for_the_smart_link_follows_the_host(app):
+    """The SMART link's root URL (no public_url configured) is computed per scheme and host, not once."""
+    import io
+
+    body = build_body(100)
+    links = []
+    for host in ("a.example.org", "b.example.org:8443"):
+        environ = {"REQUEST_METHOD": "POST", "PATH_INFO": "/cds-services/remission-status", "SCRIPT_NAME": "",
+                   "QUERY_STRING": "", "SERVER_NAME": "127.0.0.1", "SERVER_PORT": "8080", "HTTP_HOST": host,
+                   "SERVER_PROTOCOL": "HTTP/1.1", "wsgi.url_scheme": "https", "wsgi.input": io.BytesIO(body),
+                   "wsgi.errors": io.StringIO(), "CONTENT_TYPE": "application/json",
+                   "CONTENT_LENGTH": str(len(body))}
+        import orjson
+        out = orjson.loads(b"".join(app(environ, lambda *a: None)))
+        links.append([link["url"] for c in out["cards"] for link in c.get("links", []) if link["type"] == "smart"])
+    assert links[0] and links[1]
+    assert links[0][0].startswith("https://a.example.org/") and links[1][0].startswith("https://b.example.org:8443/")
