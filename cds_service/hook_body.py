@@ -14,7 +14,7 @@ import msgspec
 import orjson
 
 from cds_service.prefetch import TEMPLATE_KEYS
-from fhir_mappings.rawjson import Bundle, decode, lazy_bundle, lazy_value
+from fhir_mappings.rawjson import Bundle, BundleHeads, decode, lazy_bundle, lazy_value
 
 _UNSET = msgspec.UNSET
 _PATIENT_KEY = "patient"  # the one template that is a read (a resource), not a search (a Bundle)
@@ -44,7 +44,16 @@ class _HookRequestRawPrefetch(_HookRequest):
     prefetch: dict[str, msgspec.Raw] | None | msgspec.UnsetType = _UNSET  # type: ignore[assignment]
 
 
+# The same request read for its prefetch Bundles' resource heads only (every search key; the rest is skipped): one
+# decode of the whole body gives every entry's head, where decoding each entry's raw JSON on its own cost a call
+# per resource. It fails (ValidationError) when any resource is not an object or has a code of another shape:
+# then each entry is read on its own (rawjson.lazy_bundle), as before.
+_PrefetchHeads = msgspec.defstruct(
+    "_PrefetchHeads", [(k, BundleHeads | None, None) for k in TEMPLATE_KEYS if k != _PATIENT_KEY], gc=False)
+_RequestHeads = msgspec.defstruct("_RequestHeads", [("prefetch", _PrefetchHeads | None, None)], gc=False)
+
 _TYPED = msgspec.json.Decoder(_HookRequest)
+_HEADS = msgspec.json.Decoder(_RequestHeads)
 _RAW_PREFETCH = msgspec.json.Decoder(_HookRequestRawPrefetch)
 _FIELDS = _HookRequest.__struct_fields__
 
@@ -58,8 +67,14 @@ def _members(req: _HookRequest) -> dict[str, Any]:
     return out
 
 
-def _typed_prefetch(prefetch: Any) -> dict[str, Any] | None:
+def _typed_prefetch(prefetch: Any, data: bytes) -> dict[str, Any] | None:
     """The prefetch dict from the typed pass, or None when a search key holds something other than a Bundle."""
+    heads = None
+    if any(getattr(prefetch, key) not in (_UNSET, None) for key in TEMPLATE_KEYS if key != _PATIENT_KEY):
+        try:
+            heads = _HEADS.decode(data).prefetch
+        except msgspec.ValidationError:  # a resource of another shape: each entry on its own
+            heads = None
     out: dict[str, Any] = {}
     for key in TEMPLATE_KEYS:
         value = getattr(prefetch, key)
@@ -70,7 +85,7 @@ def _typed_prefetch(prefetch: Any) -> dict[str, Any] | None:
         elif value is None:
             out[key] = None
         elif value.resourceType == "Bundle":
-            out[key] = lazy_bundle(value)
+            out[key] = lazy_bundle(value, getattr(heads, key) if heads is not None else None)
         else:  # a resource or an OperationOutcome where a Bundle was expected: read it whole, as before
             return None
     return out
@@ -89,7 +104,7 @@ def loads_hook_request(data: bytes) -> Any:
         req = None
     body = _members(req) if req is not None else None
     if body is not None and isinstance(req.prefetch, msgspec.Struct):
-        prefetch = _typed_prefetch(req.prefetch)
+        prefetch = _typed_prefetch(req.prefetch, data)
         if prefetch is not None:
             body["prefetch"] = prefetch
             return body

@@ -64,6 +64,19 @@ class Bundle(msgspec.Struct):
     link: Any = None
 
 
+class EntryHead(msgspec.Struct, gc=False):
+    """An entry's resource head (:class:`Head`), when the resource is an object whose ``code`` has the usual
+    shape; None when it is null or absent."""
+
+    resource: Head | None = None
+
+
+class BundleHeads(msgspec.Struct, gc=False):
+    """A Bundle's entries' heads, from one decode of the whole request (see :func:`lazy_bundle`)."""
+
+    entry: list[EntryHead] | None = None
+
+
 _HEAD = msgspec.json.Decoder(Head)
 _LOOSE_HEAD = msgspec.json.Decoder(LooseHead)
 _BUNDLE = msgspec.json.Decoder(Bundle)
@@ -123,8 +136,16 @@ def lazy_value(raw: msgspec.Raw) -> Any:
     return lazy_bundle(bundle)
 
 
-def lazy_bundle(bundle: Bundle) -> LazyBundle:
-    """The :class:`LazyBundle` of a decoded :class:`Bundle` (``resourceType`` "Bundle"): each entry's head."""
+def lazy_bundle(bundle: Bundle, heads: BundleHeads | None = None) -> LazyBundle:
+    """The :class:`LazyBundle` of a decoded :class:`Bundle` (``resourceType`` "Bundle"): each entry's head.
+
+    ``heads``, when given, are the same Bundle's entries decoded as :class:`BundleHeads` from the same JSON (one
+    decode of the whole request instead of one per entry): an entry whose resource is null or absent is skipped,
+    as below; any other shape made that decode fail, and the caller then gives no heads."""
+    if heads is not None and heads.entry is not None and bundle.entry is not None \
+            and len(heads.entry) == len(bundle.entry):
+        return LazyBundle([RawResource(h.resource, e.resource) for e, h in zip(bundle.entry, heads.entry)
+                           if h.resource is not None], bundle.link)
     out: list[RawResource] = []
     decode_head = _HEAD.decode
     for e in bundle.entry or ():

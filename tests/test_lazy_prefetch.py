@@ -318,3 +318,34 @@ def test_benchmark_reports_are_answered_from_heads():
     assert out["cards"]
     reports = [r for r in items if r.head.resourceType == "DiagnosticReport"]
     assert len(reports) == 99 and not any(r._res is not None for r in reports)
+
+
+# --- resource heads from one decode of the whole request: the heads of each entry -------------------------------
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(_ENTRY, max_size=8), st.lists(_ENTRY, max_size=4))
+def test_heads_from_one_decode_of_the_request_are_each_entrys_heads(obs_entries, cond_entries):
+    prefetch = {"observations": {"resourceType": "Bundle", "type": "searchset", "entry": obs_entries},
+                "conditions": {"resourceType": "Bundle", "entry": cond_entries}}
+    body = loads_hook_request(orjson.dumps({"hook": "patient-view", "context": {"patientId": "p"},
+                                            "prefetch": prefetch}))
+    for key, bundle in prefetch.items():
+        each = lazy_value(msgspec.Raw(orjson.dumps(bundle)))  # every entry's head decoded on its own
+        got = body["prefetch"][key]
+        assert isinstance(got, LazyBundle) and isinstance(each, LazyBundle)
+        assert [(r.head, bytes(r.raw)) for r in got.resources] == [(r.head, bytes(r.raw)) for r in each.resources]
+
+
+def test_usual_requests_read_every_head_in_one_decode(monkeypatch):
+    import fhir_mappings.rawjson as rawjson
+
+    class NoPerEntryDecode:
+        def decode(self, raw):
+            raise AssertionError("a head was decoded on its own")
+
+    monkeypatch.setattr(rawjson, "_HEAD", NoPerEntryDecode())
+    body = loads_hook_request(build_body(100))
+    assert sum(len(v.resources) for v in body["prefetch"].values() if isinstance(v, LazyBundle)) > 100
+    with pytest.raises(AssertionError):  # a code of another shape: each entry on its own
+        loads_hook_request(orjson.dumps({"prefetch": {"observations": {"resourceType": "Bundle", "entry": [
+            {"resource": {"resourceType": "Observation", "code": "text"}}]}}}))
