@@ -42,8 +42,8 @@ def test_generated_request_is_a_valid_hook_call_and_answered(client):
     assert resp.get_json()["cards"]
 
 
-def test_benchmark_command_runs_the_service_and_both_echoes(tmp_path):
-    """`bench/run.py` end to end at a tiny size: three gunicorn servers start, answer, are measured and stopped.
+def test_benchmark_command_runs_the_service_and_every_echo(tmp_path):
+    """`bench/run.py` end to end at a tiny size: four gunicorn servers start, answer, are measured and stopped.
 
     No timing is asserted (these machines are shared); only that the command works and reports every target."""
     import json
@@ -57,7 +57,11 @@ def test_benchmark_command_runs_the_service_and_both_echoes(tmp_path):
     assert done.returncode == 0, done.stderr[-2000:]
     data = json.loads(out.read_text())
     (size,) = data["sizes"]
-    assert {c["target"] for c in size["cells"]} == {"echo", "bare", "service"}
+    targets = {"echo", "echo-nogc", "bare", "service"}
+    assert {c["target"] for c in size["cells"]} == targets
     assert all(c["errors"] == 0 and c["count"] >= 3 for c in size["cells"])
-    assert set(size["peak_rss"]) == {"echo", "bare", "service"} and all(v > 0 for v in size["peak_rss"].values())
+    assert set(size["peak_rss"]) == targets and all(v > 0 for v in size["peak_rss"].values())
     assert "G1 p50 service/echo, N=20, c=1" in done.stdout and "peak ratio service/echo" in done.stdout
+    assert "against `echo-nogc`" in done.stdout and "peak ratio service/bare" in done.stdout
+    (summary,) = data["summaries"]
+    assert set(summary["stricter"]) == {"echo-nogc", "bare"} and summary["ratio"]["p50_ms"] > 0
