@@ -83,21 +83,22 @@ _BUNDLE = msgspec.json.Decoder(Bundle)
 _ANY = msgspec.json.Decoder()
 
 
-class RawResource:
-    """One resource of a Bundle: its decoded head and raw JSON; :meth:`resource` decodes the rest, once."""
+class RawResource(msgspec.Struct, gc=False, eq=False):
+    """One resource of a Bundle: its decoded head and raw JSON; :meth:`resource` decodes the rest, once.
 
-    __slots__ = ("head", "raw", "_res")
+    A Struct rather than a class with ``__slots__`` only for its constructor, which runs in C (one per prefetch
+    resource: ~0.06 µs against ~0.2 µs); compared and hashed by identity (``eq=False``), as a plain object is. It
+    holds no cycle (a head, the raw text, then the decoded dict), so the cyclic GC does not track it."""
 
-    def __init__(self, head: Head | LooseHead, raw: msgspec.Raw) -> None:
-        self.head = head
-        self.raw = raw
-        self._res: Resource | None = None
+    head: Head | LooseHead
+    raw: msgspec.Raw | None
+    _res: Resource | None = None
 
     def resource(self) -> Resource:
         res = self._res
         if res is None:
             res = self._res = _ANY.decode(self.raw)
-            self.raw = None  # type: ignore[assignment]  # the text is no longer needed
+            self.raw = None  # the text is no longer needed
         return res
 
 
