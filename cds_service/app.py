@@ -256,6 +256,15 @@ def create_app(config: Any = None) -> Flask:
         after.append(lambda: metrics.record_cards(cards))
         return dumps(out)
 
+    def _book(after: list[Callable[[], None]]) -> None:
+        """Run the book-keeping of a hook call (metrics, access log). It runs after the response, maybe from the
+        server's close(): a failure is logged by its type and never reaches the server or the other items."""
+        while after:
+            try:
+                after.pop(0)()
+            except Exception as exc:  # noqa: BLE001
+                log.error("bookkeeping_failed", error_type=type(exc).__name__)
+
     def _run_hook(svc: ServiceDef, raw: Callable[[], bytes], base_url: Callable[[], str],
                   closes: bool, after: list[Callable[[], None]]) -> tuple[int, bytes, str, Callable[[], None] | None]:
         """(status, body, content type, release) of one hook call; ``release`` (when not None) frees the decoded
@@ -281,8 +290,7 @@ def create_app(config: Any = None) -> Flask:
             if release in unreleased:
                 unreleased.remove(release)
             free()
-            while after:
-                after.pop(0)()
+            _book(after)
 
         try:
             payload = _answer(svc, raw(), base_url, kept, after)
@@ -296,8 +304,7 @@ def create_app(config: Any = None) -> Flask:
             raise
         if not closes:  # e.g. the test client, which closes only when asked
             free()
-            while after:
-                after.pop(0)()
+            _book(after)
             return 200, payload, "application/json", None
         unreleased.append(release)  # freed at the next request should close() never come
         return 200, payload, "application/json", release

@@ -245,3 +245,29 @@ def test_the_root_url_for_the_smart_link_follows_the_host(app):
         links.append([link["url"] for c in out["cards"] for link in c.get("links", []) if link["type"] == "smart"])
     assert links[0] and links[1]
     assert links[0][0].startswith("https://a.example.org/") and links[1][0].startswith("https://b.example.org:8443/")
+
+
+def test_a_failing_metric_never_reaches_the_server_and_the_call_is_still_logged(app, gc_on, capsys, monkeypatch):
+    """Book-keeping runs from the server's close(): a failure there is logged by its type, the rest still runs."""
+    import io
+
+    from cds_service import metrics
+
+    def boom(cards):
+        raise ValueError("secret Patient/123")
+
+    monkeypatch.setattr(metrics, "record_cards", boom)
+    body = build_body(100)
+    environ = {"REQUEST_METHOD": "POST", "PATH_INFO": "/cds-services/remission-status", "SCRIPT_NAME": "",
+               "QUERY_STRING": "", "SERVER_NAME": "127.0.0.1", "SERVER_PORT": "8080", "SERVER_PROTOCOL": "HTTP/1.1",
+               "wsgi.url_scheme": "http", "wsgi.input": io.BytesIO(body), "wsgi.errors": io.StringIO(),
+               "CONTENT_TYPE": "application/json", "CONTENT_LENGTH": str(len(body)),
+               "SERVER_SOFTWARE": "gunicorn/test"}
+    capsys.readouterr()
+    it = app(environ, lambda status, headers, exc_info=None: None)
+    assert b"".join(it)
+    it.close()  # does not raise
+    assert gc.isenabled()
+    err = capsys.readouterr().err
+    assert "bookkeeping_failed" in err and "ValueError" in err and "secret" not in err
+    assert '"request"' in err  # the access log line after it was still written
