@@ -73,8 +73,8 @@ def _typed_prefetch(prefetch: Any, data: bytes) -> dict[str, Any] | None:
     if any(getattr(prefetch, key) not in (_UNSET, None) for key in TEMPLATE_KEYS if key != _PATIENT_KEY):
         try:
             heads = _HEADS.decode(data).prefetch
-        except msgspec.ValidationError:  # a resource of another shape: each entry on its own
-            heads = None
+        except (msgspec.ValidationError, msgspec.DecodeError, RecursionError):  # a resource of another shape
+            heads = None                                                         # (or anything odd): each entry on its own
     out: dict[str, Any] = {}
     for key in TEMPLATE_KEYS:
         value = getattr(prefetch, key)
