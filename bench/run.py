@@ -221,7 +221,10 @@ def run_size(n: int, args: argparse.Namespace, tmp: Path) -> SizeResult:
                     print(f"  N={n:>5} c={conc} rep={rep} {name:<9} {cell.count:>5} req  {cell.rps:8.1f} req/s  "
                           f"p50 {cell.p50_ms:8.2f} ms  p99 {cell.p99_ms:8.2f} ms", file=sys.stderr, flush=True)
         for name, s in servers.items():
-            out.peak_rss[name] = max(s.memory("VmHWM") or [0])
+            # the kernel updates VmHWM lazily (per-thread RSS counters), so it can read a little below a VmRSS
+            # seen earlier: the peak is the largest of what was seen
+            out.peak_rss[name] = max(max(s.memory("VmHWM") or [0]), max(s.memory("VmRSS") or [0]),
+                                     out.idle_rss.get(name, 0))
     finally:
         for s in servers.values():
             s.stop()
