@@ -12,9 +12,9 @@ starts the real service (``gunicorn 'cds_service:create_app()'``) and three echo
 yardstick of shared/reference/performance.md §6, ``echo-orjson`` of §4 (a small Flask app: orjson decode, one card;
 bench/echo_flask.py ``app``). Every ratio is also printed against two stricter echoes: ``echo-nogc``, the same app
 with the cyclic GC paused while the decoded body is alive (§4.3, ``echo-orjson-nogc``), and ``bare``, that work as a
-bare WSGI callable (bench/echo_app.py). Peak memory per worker is VmHWM from /proc/<worker>/status. Then it runs the
-in-process benchmarks (bench/inprocess.py). The servers are stopped by their PIDs; every loop is bounded in count
-and time.
+bare WSGI callable (bench/echo_app.py). Peak memory per worker is VmHWM from /proc/<worker>/status (or a larger
+RSS seen). Then it runs the in-process benchmarks (bench/inprocess.py). The servers are stopped by their PIDs;
+every loop is bounded in count and time.
 """
 from __future__ import annotations
 
@@ -183,7 +183,7 @@ class SizeResult:
     body_bytes: int
     cells: list[Cell] = field(default_factory=list)
     idle_rss: dict[str, int] = field(default_factory=dict)   # max over workers, after start-up
-    peak_rss: dict[str, int] = field(default_factory=dict)   # max over workers of VmHWM, after the run
+    peak_rss: dict[str, int] = field(default_factory=dict)   # max over workers of VmHWM (or a larger RSS seen)
 
 
 def _cell(res: CellResult, n: int, conc: int, rep: int, target: str) -> Cell:
@@ -398,7 +398,7 @@ def _http_table(sizes: list[SizeResult], summaries: list[Summary]) -> list[str]:
 
 def _memory_table(sizes: list[SizeResult]) -> list[str]:
     lines = ["", "**Memory per worker (MiB; max over the workers; idle = VmRSS after start-up, peak = VmHWM after the "
-             "run)**", "",
+             "run, or a larger RSS seen)**", "",
              "| N obs | " + " | ".join(f"{t} idle / peak" for t in TARGETS) + " | peak ratio service/echo | "
              + " | ".join(f"peak ratio service/{y}" for y in STRICTER) + " | growth over idle: " + " / ".join(TARGETS)
              + " |",
