@@ -21,7 +21,8 @@ RCB (Symmans WF et al., J Clin Oncol 2007;25:4414-4422; criteria.md §8.2)
     ``f_inv = (1 - %CIS/100) (%CA/100)``.  The fractional power is computed in ``Decimal`` as
     ``exp(0.17 ln x)`` at ``RCB_PRECISION`` (50) significant digits; a zero base gives a zero term.  The
     class is decided on the exact index; ``RCB_index`` is the index rounded to 3 decimals (as the MDACC
-    calculator reports it) and ``RCB_index_exact`` the full-precision value.  Classes: RCB-0 = 0,
+    calculator reports it; more where 3 would show a number of another class, :func:`rcb_display`) and
+    ``RCB_index_exact`` the full-precision value.  Classes: RCB-0 = 0,
     RCB-I <= 1.36, RCB-II <= 3.28, RCB-III > 3.28 - inclusive upper bounds per Symmans 2007 (default);
     ``inclusive_rcb_boundaries=False`` gives the "<" reading of one public implementation (criteria.md
     §8.2, §12 item 14).  Without RCB measurements, a pCR (ypT0/is ypN0) is RCB-0 by definition (Symmans
@@ -206,6 +207,19 @@ def rcb_class(index: Decimal, *, inclusive: bool = True) -> str:
     if (index <= RCB_II_UPPER) if inclusive else (index < RCB_II_UPPER):
         return "RCB-II"
     return "RCB-III"
+
+
+def rcb_display(index: Decimal, *, inclusive: bool = True, most: int = 12) -> tuple[Decimal, int]:
+    """(the index as a card shows it, its decimals): RCB_DISPLAY_PLACES decimals, or more where that rounding would
+    show a number of another class than the exact index's (1.3602 is RCB-II: shown as 1.3602, never as 1.360 next
+    to "RCB-I <= 1.36"; 0.0004 is RCB-I: never 0.000)."""
+    cls = rcb_class(index, inclusive=inclusive)
+    places = RCB_DISPLAY_PLACES
+    shown = rounded(index, places)
+    while places < most and rcb_class(shown, inclusive=inclusive) != cls:
+        places += 1
+        shown = rounded(index, places)
+    return shown, places
 
 
 def validate_rcb(m: RcbMeasurements) -> list[str]:
@@ -409,7 +423,8 @@ def assess(
 
     # ---- RCB values ----
     if rcb is not None:
-        values["RCB_index"] = rounded(rcb.index, RCB_DISPLAY_PLACES)
+        shown, places = rcb_display(rcb.index, inclusive=inclusive_rcb_boundaries)
+        values["RCB_index"] = shown
         values["RCB_index_exact"] = rcb.index
         values["RCB_class"] = rcb.rcb_class
         values["RCB_d_prim_mm"] = rounded(rcb.d_prim_mm, 3)
@@ -420,7 +435,7 @@ def assess(
             "breast.rcb",
             f"RCB = 1.4 x ({fmt(rcb.f_inv, 4)} x {fmt(rcb.d_prim_mm, 3)} mm)^0.17 + [4 x (1 - 0.75^{m.positive_lymph_nodes}) x "
             f"{fmt(D(m.largest_nodal_metastasis_mm), 2)} mm]^0.17 = {fmt(rcb.breast_term, 3)} + {fmt(rcb.nodal_term, 3)} = "
-            f"{fmt(rcb.index, 3)} -> {rcb.rcb_class} (RCB-0 = 0, RCB-I {lo} {fmt(RCB_I_UPPER, 2)}, "
+            f"{fmt(rcb.index, places)} -> {rcb.rcb_class} (RCB-0 = 0, RCB-I {lo} {fmt(RCB_I_UPPER, 2)}, "
             f"RCB-II {lo} {fmt(RCB_II_UPPER, 2)}, RCB-III above)",
             _CITE_RCB,
             rcb_ref,

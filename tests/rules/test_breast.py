@@ -362,3 +362,41 @@ def test_rcb_zero_iff_no_invasive_burden(d1, d2, ca, cis, ln, dmet):
     assert (r.rcb_class == "RCB-0") == (not burden)
     assume(burden)
     assert abs(float(r.index) - float_rcb(float(d1), float(d2), float(ca), float(cis), ln, float(dmet))) < 1e-9
+
+
+# --- the RCB index as the card shows it never reads as another class ----------------------------------------------
+
+@pytest.mark.parametrize("index,inclusive,shown", [
+    ("1.3602", True, "1.3602"), ("1.3599", True, "1.360"), ("1.3599", False, "1.3599"), ("1.36", True, "1.360"),
+    ("3.2801", True, "3.2801"), ("3.2799", False, "3.2799"), ("0.0004", True, "0.0004"), ("2.5", True, "2.500"),
+    ("1.36000001", True, "1.36000001"),
+])
+def test_rcb_display_keeps_the_class(index, inclusive, shown):
+    from rules.breast import rcb_display
+
+    value, places = rcb_display(Decimal(index), inclusive=inclusive)
+    assert str(value) == shown and places == max(3, -value.as_tuple().exponent)
+    assert rcb_class(value, inclusive=inclusive) == rcb_class(Decimal(index), inclusive=inclusive)
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.decimals(min_value=0, max_value=6, places=8, allow_nan=False, allow_infinity=False), st.booleans())
+def test_rcb_display_class_is_the_exact_class(index, inclusive):
+    from rules.breast import rcb_display
+
+    value, places = rcb_display(index, inclusive=inclusive)
+    assert rcb_class(value, inclusive=inclusive) == rcb_class(index, inclusive=inclusive)
+    assert 3 <= places <= 8 and abs(value - index) <= Decimal(1).scaleb(-places) / 2
+
+
+@pytest.mark.parametrize("d1,d2,ca,ln,dmet,cls,text", [
+    (19, 15, 5, 0, 0, "RCB-II", "= 1.3602 -> RCB-II"),      # exactly 1.36 at 3 decimals, RCB-II exactly
+    (30, 20, 20, 2, 5, "RCB-III", "= 3.2801 -> RCB-III"),
+])
+def test_rcb_card_text_near_a_cut_off_shows_the_class_it_names(d1, d2, ca, ln, dmet, cls, text):
+    m = RcbMeasurements(Decimal(d1), Decimal(d2), Decimal(ca), Decimal(0), ln, Decimal(dmet))
+    a = assess(BreastPathologyInputs(SURG, "ypT1b ypN0" if ln == 0 else "ypT1c ypN1a", rcb=m), AS_OF)
+    assert a.values["RCB_class"] == cls
+    line = next(e.text for e in a.evidence if e.text.startswith("RCB = "))
+    assert text in line, line
+    assert rcb_class(a.values["RCB_index"]) == cls
