@@ -231,15 +231,35 @@ def fmt(value: Number, places: int = 1) -> str:
     return s if s != "-0" else "0"
 
 
+_FIVE = Decimal(5)
+
+
+def _pct_places(value: Decimal, places: int) -> int:
+    """``places``, or more where rounding would move the value onto a multiple of 5 %: every percent threshold of
+    the criteria is one (20, 25, 30, 50, 90...), so −29.96 % is shown as such, never as "−30 %" beside a stable
+    disease, and −30.04 % not as a value that looks exactly on the line."""
+    while places < 6:
+        v = value.quantize(_QUANTUM[places], rounding=ROUND_HALF_UP)
+        if v == value or v % _FIVE != 0:
+            break
+        places += 1
+    return places
+
+
 def fmt_pct(value: Number, places: int = 1) -> str:
-    """Signed percent for cards, with a real minus sign: '−34 %', '+20 %'."""
-    if type(value) is Decimal and type(places) is int and 0 <= places <= 6:
+    """Signed percent for cards, with a real minus sign: '−34 %', '+20 %' (more decimals where rounding would land
+    on a multiple of 5 %, see :func:`_pct_places`)."""
+    if type(value) is Decimal and type(places) is int and 0 <= places <= 6 and value.is_finite():
+        places = _pct_places(value, places)
         v = value.quantize(_QUANTUM[places], rounding=ROUND_HALF_UP)
         sign = "+" if v > 0 else ("\u2212" if v < 0 else "")
         s = format(v.copy_abs(), "f")  # abs(v) is v without its sign: v already fits the context (quantize)
         if "." in s:
             s = s.rstrip("0").rstrip(".")
         return f"{sign}{s} %"
-    v = rounded(D(value), places)
+    exact = D(value)
+    if type(places) is int and 0 <= places <= 6 and exact.is_finite():
+        places = _pct_places(exact, places)
+    v = rounded(exact, places)
     sign = "+" if v > 0 else ("\u2212" if v < 0 else "")
     return f"{sign}{fmt(abs(v), places)} %"

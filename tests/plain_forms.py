@@ -50,7 +50,12 @@ def fmt(value, places: int = 1) -> str:
 
 
 def fmt_pct(value, places: int = 1) -> str:
-    v = rounded(D(value), places)
+    exact = D(value)
+    # one more decimal at a time while rounding lands on a multiple of 5 % that the value is not
+    if isinstance(places, int) and 0 <= places <= 6 and exact.is_finite():
+        while places < 6 and rounded(exact, places) != exact and rounded(exact, places) % 5 == 0:
+            places += 1
+    v = rounded(exact, places)
     sign = "+" if v > 0 else ("\u2212" if v < 0 else "")
     return f"{sign}{fmt(abs(v), places)} %"
 

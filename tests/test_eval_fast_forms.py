@@ -455,3 +455,25 @@ def test_card_uuids_of_a_forked_child_are_not_its_parents():
     for s in child_uuids:
         u = uuid.UUID(s)
         assert str(u) == s and u.version == 4 and u.variant == uuid.RFC_4122
+
+
+# --- a percent is never shown on a threshold it is not on ------------------------------------------------------
+
+@pytest.mark.parametrize("value,shown", [
+    ("-29.96", "\u221229.96 %"), ("-30", "\u221230 %"), ("-30.04", "\u221230.04 %"), ("19.96", "+19.96 %"),
+    ("-34.04", "\u221234 %"), ("-49.99", "\u221249.99 %"), ("24.95", "+24.95 %"), ("12.34", "+12.3 %"),
+])
+def test_a_percent_near_a_threshold_is_not_rounded_onto_it(value, shown):
+    assert base.fmt_pct(Decimal(value)) == shown
+
+
+def test_a_stable_disease_card_does_not_say_minus_30_percent():
+    """RECIST 1.1: −29.96 % from baseline is SD (PR needs ≥ 30 % decrease); the card must not read "−30 %"."""
+    from cds_service.cards import _summary
+
+    tps = tuple(recist.Timepoint(d, (recist.TargetMeasurement("L1", False, Decimal(mm)),), None, "no")
+                for d, mm in ((date(2024, 1, 8), "100.00"), (date(2024, 3, 4), "70.04")))
+    a = recist.assess(recist.RecistInputs(tps), date(2024, 4, 1))
+    assert a.category == "SD"
+    assert "\u221229.96 %" in _summary(a) and "\u221230 %" not in _summary(a)
+    assert "\u221229.96 %" in " ".join(e.text for e in a.evidence)
