@@ -231,6 +231,20 @@ def fmt(value: Number, places: int = 1) -> str:
     return s if s != "-0" else "0"
 
 
+def fmt_near(value: Number, thresholds: tuple[Decimal, ...], places: int = 1) -> str:
+    """``fmt(value, places)`` for a value shown beside its thresholds: more decimals where rounding would put the
+    shown number on or across a threshold the exact value is not on (4.96 % blasts are "4.96 %", never "5 %"
+    beside "< 5 %")."""
+    exact = D(value)
+    if exact.is_finite():
+        while places < 6:
+            r = rounded(exact, places)
+            if r == exact or all((r > t) == (exact > t) and (r < t) == (exact < t) for t in thresholds):
+                break
+            places += 1
+    return fmt(exact, places)
+
+
 _FIVE = Decimal(5)
 
 

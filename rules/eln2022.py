@@ -70,6 +70,7 @@ from rules.base import (
     TimepointResult,
     change_at_most,
     fmt,
+    fmt_near,
 )
 
 CRITERIA = "ELN 2022 AML"
@@ -107,6 +108,8 @@ MLFS_MIN_NUCLEATED_CELLS = 200
 MLFS_MIN_CELLULARITY_PCT = Decimal(10)
 # Haematological relapse: BM blasts >= 5 % [P: ELN 2022 relapse row; ELN 2010 wording V; criteria.md §5.3]
 RELAPSE_MIN_BLASTS_PCT = Decimal(5)
+# the thresholds a marrow blast count is written beside in the evidence (fmt_near)
+_BLAST_LINES = (CR_BLASTS_BELOW_PCT, PR_MIN_BLASTS_PCT, PR_MAX_BLASTS_PCT, RELAPSE_MIN_BLASTS_PCT)
 # Haematological relapse by PB blasts: >= 2 samples >= 1 week apart [P: ELN 2022, criteria.md §5.3; used as written;
 # re-check: the relapse rows of the ELN 2022 table were not found in stored sources (view-large 10723166 stops at the
 # MRD rows); ELN 2010 (view-large 8220999) says only "reappearance of blasts in the blood"]
@@ -612,7 +615,7 @@ def _classify_marrow(exam: MarrowExam, inputs: ELNInputs, *, cri_both_low: bool,
     v["marrow_adequate"] = adequate
 
     if blasts < CR_BLASTS_BELOW_PCT:
-        tp.ev("eln.blasts.lt5", f"Marrow blasts {fmt(blasts)} % < {fmt(CR_BLASTS_BELOW_PCT)} % "
+        tp.ev("eln.blasts.lt5", f"Marrow blasts {fmt_near(blasts, _BLAST_LINES)} % < {fmt(CR_BLASTS_BELOW_PCT)} % "
               "(CR/CRh/CRi/MLFS require < 5 %)", CIT_TABLE, [exam.ref])
         if adequate is False:
             tp.missing.append("adequate (non-aplastic) bone marrow: spicules with >= 200 nucleated cells, or "
@@ -628,7 +631,7 @@ def _classify_marrow(exam: MarrowExam, inputs: ELNInputs, *, cri_both_low: bool,
                 tp.ev("eln.emd.present", "Extramedullary disease present (CR/CRh/CRi/MLFS require absence)",
                       CIT_TABLE, [emd.ref if emd else None])
             tp.category = NO_RESPONSE
-            tp.ev("eln.nr", f"Blasts {fmt(blasts)} % are below the PR range "
+            tp.ev("eln.nr", f"Blasts {fmt_near(blasts, _BLAST_LINES)} % are below the PR range "
                   f"({fmt(PR_MIN_BLASTS_PCT)}-{fmt(PR_MAX_BLASTS_PCT)} %) and remission criteria are not met: "
                   "no response", CIT_TABLE, [exam.ref])
             return tp, ctx
@@ -722,12 +725,12 @@ def _classify_marrow(exam: MarrowExam, inputs: ELNInputs, *, cri_both_low: bool,
         return tp, ctx
 
     # blasts >= 5 % ---------------------------------------------------------
-    tp.ev("eln.blasts.ge5", f"Marrow blasts {fmt(blasts)} % >= {fmt(CR_BLASTS_BELOW_PCT)} % "
+    tp.ev("eln.blasts.ge5", f"Marrow blasts {fmt_near(blasts, _BLAST_LINES)} % >= {fmt(CR_BLASTS_BELOW_PCT)} % "
           "(not CR/CRh/CRi/MLFS)", CIT_TABLE, [exam.ref])
     in_range = PR_MIN_BLASTS_PCT <= blasts <= PR_MAX_BLASTS_PCT
     if not in_range:
         tp.category = NO_RESPONSE
-        tp.ev("eln.nr", f"Marrow blasts {fmt(blasts)} % > {fmt(PR_MAX_BLASTS_PCT)} % (PR requires 5-25 %): "
+        tp.ev("eln.nr", f"Marrow blasts {fmt_near(blasts, _BLAST_LINES)} % > {fmt(PR_MAX_BLASTS_PCT)} % (PR requires 5-25 %): "
               "no response", CIT_TABLE, [exam.ref])
         return tp, ctx
     reasons_no: list[str] = []
@@ -746,17 +749,17 @@ def _classify_marrow(exam: MarrowExam, inputs: ELNInputs, *, cri_both_low: bool,
         reasons_no.append(f"platelets {fmt(plt)} < {fmt(CR_MIN_PLATELETS_10E9_PER_L)} x10^9/L")
     if reasons_no:
         tp.category = NO_RESPONSE
-        tp.ev("eln.nr", f"Marrow blasts {fmt(blasts)} % within 5-25 % but " + "; ".join(reasons_no)
+        tp.ev("eln.nr", f"Marrow blasts {fmt_near(blasts, _BLAST_LINES)} % within 5-25 % but " + "; ".join(reasons_no)
               + " (PR requires >= 50 % reduction and CR counts): no response",
               CIT_TABLE, [exam.ref, inputs.pretreatment_ref, anc_ref, plt_ref])
         return tp, ctx
     if unknown:
         tp.missing.extend(unknown)
-        tp.ev("eln.ne.pr_undetermined", f"Marrow blasts {fmt(blasts)} % within 5-25 % but PR cannot be "
+        tp.ev("eln.ne.pr_undetermined", f"Marrow blasts {fmt_near(blasts, _BLAST_LINES)} % within 5-25 % but PR cannot be "
               "decided: " + "; ".join(unknown), CIT_TABLE, [exam.ref])
         return tp, ctx
     tp.category = PR
-    tp.ev("eln.pr", f"Marrow blasts {fmt(blasts)} % within {fmt(PR_MIN_BLASTS_PCT)}-{fmt(PR_MAX_BLASTS_PCT)} %, "
+    tp.ev("eln.pr", f"Marrow blasts {fmt_near(blasts, _BLAST_LINES)} % within {fmt(PR_MIN_BLASTS_PCT)}-{fmt(PR_MAX_BLASTS_PCT)} %, "
           f"reduced {fmt(v['pct_reduction_blasts'])} % from {fmt(pre)} % (>= {fmt(PR_MIN_REDUCTION_PCT)} %), "
           f"ANC {_anc(anc)} >= {_anc(CR_MIN_ANC_10E9_PER_L)} and platelets {fmt(plt)} >= "
           f"{fmt(CR_MIN_PLATELETS_10E9_PER_L)} x10^9/L: PR", CIT_TABLE,
@@ -975,7 +978,7 @@ def assess(
             blasts = tp.values.get("bone_marrow_blasts_pct")
             if in_remission:
                 if blasts is not None and blasts >= RELAPSE_MIN_BLASTS_PCT:
-                    tp.ev("eln.relapse.bm", f"Marrow blasts {fmt(blasts)} % >= {fmt(RELAPSE_MIN_BLASTS_PCT)} % "
+                    tp.ev("eln.relapse.bm", f"Marrow blasts {fmt_near(blasts, _BLAST_LINES)} % >= {fmt(RELAPSE_MIN_BLASTS_PCT)} % "
                           f"after {remission_category}: hematologic relapse", CIT_RELAPSE, [marrow.ref])
                     relapse(tp)
                 elif ctx.get("emd_present") and ctx["emd"].date > (tps[-1].date if tps else date.min):

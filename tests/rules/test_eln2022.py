@@ -766,3 +766,13 @@ def test_relapse_marrow_without_counts_has_nothing_missing():
     a = assess(_after_cr(marrow=(MarrowExam(d, Decimal(8), ref="Observation/bm2"),)), d)
     assert a.category == "hematologic relapse" and a.missing == ()
     assert any(e.rule == "eln.relapse.bm" and e.refs == ("Observation/bm2",) for e in a.evidence)
+
+
+@pytest.mark.parametrize("blasts,shown,category", [("4.96", "Marrow blasts 4.96 % < 5 %", "CR"),
+                                                    ("5.04", "Marrow blasts 5.04 % >= 5 %", "PR"),
+                                                    ("25.04", "Marrow blasts 25.04 % > 25 %", "no response"),
+                                                    ("4.94", "Marrow blasts 4.9 % < 5 %", "CR")])
+def test_a_blast_count_is_never_written_on_the_threshold_it_is_not_on(blasts, shown, category):
+    a = one(blasts=blasts)
+    assert a.category == category
+    assert any(shown in e.text for e in a.evidence), [e.text for e in a.evidence]
