@@ -231,17 +231,25 @@ def fmt(value: Number, places: int = 1) -> str:
     return s if s != "-0" else "0"
 
 
+def display_places(value: Decimal, places: int, fits: Callable[[Decimal], bool], most: int = 6) -> int:
+    """The fewest decimals, from ``places`` up to ``most``, at which ``value`` rounded (half up) is the value itself
+    or ``fits``: a number shown beside a threshold or a class must not read as on the other side of it."""
+    while places < most:
+        r = rounded(value, places)
+        if r == value or fits(r):
+            break
+        places += 1
+    return places
+
+
 def fmt_near(value: Number, thresholds: tuple[Decimal, ...], places: int = 1) -> str:
     """``fmt(value, places)`` for a value shown beside its thresholds: more decimals where rounding would put the
     shown number on or across a threshold the exact value is not on (4.96 % blasts are "4.96 %", never "5 %"
     beside "< 5 %")."""
     exact = D(value)
     if exact.is_finite():
-        while places < 6:
-            r = rounded(exact, places)
-            if r == exact or all((r > t) == (exact > t) and (r < t) == (exact < t) for t in thresholds):
-                break
-            places += 1
+        places = display_places(exact, places, lambda r: all(
+            (r > t) == (exact > t) and (r < t) == (exact < t) for t in thresholds))
     return fmt(exact, places)
 
 
@@ -249,15 +257,10 @@ _FIVE = Decimal(5)
 
 
 def _pct_places(value: Decimal, places: int) -> int:
-    """``places``, or more where rounding would move the value onto a multiple of 5 %: every percent threshold of
-    the criteria is one (20, 25, 30, 50, 90...), so −29.96 % is shown as such, never as "−30 %" beside a stable
-    disease, and −30.04 % not as a value that looks exactly on the line."""
-    while places < 6:
-        v = value.quantize(_QUANTUM[places], rounding=ROUND_HALF_UP)
-        if v == value or v % _FIVE != 0:
-            break
-        places += 1
-    return places
+    """``places``, or more where rounding would move the value onto a multiple of 5 %: the percent thresholds of
+    the criteria are (20, 25, 30, 50, 90...; IMWG's "MR <= 49 %" is the exception), so −29.96 % is shown as such,
+    never as "−30 %" beside a stable disease, and −30.04 % not as a value that looks exactly on the line."""
+    return display_places(value, places, lambda r: r % _FIVE != 0)
 
 
 def fmt_pct(value: Number, places: int = 1) -> str:

@@ -45,7 +45,7 @@ from datetime import date
 from decimal import Decimal, localcontext
 from typing import Literal
 
-from .base import Assessment, D, Evidence, KeyValue, Outcome, Source, TimepointResult, fmt, rounded
+from .base import Assessment, D, Evidence, KeyValue, Outcome, Source, TimepointResult, display_places, fmt, rounded
 
 CRITERIA = "Breast pCR"
 CRITERIA_RCB = "Breast RCB (Symmans 2007)"
@@ -214,12 +214,8 @@ def rcb_display(index: Decimal, *, inclusive: bool = True, most: int = 12) -> tu
     show a number of another class than the exact index's (1.3602 is RCB-II: shown as 1.3602, never as 1.360 next
     to "RCB-I <= 1.36"; 0.0004 is RCB-I: never 0.000)."""
     cls = rcb_class(index, inclusive=inclusive)
-    places = RCB_DISPLAY_PLACES
-    shown = rounded(index, places)
-    while places < most and rcb_class(shown, inclusive=inclusive) != cls:
-        places += 1
-        shown = rounded(index, places)
-    return shown, places
+    places = display_places(index, RCB_DISPLAY_PLACES, lambda r: rcb_class(r, inclusive=inclusive) == cls, most)
+    return rounded(index, places), places
 
 
 def validate_rcb(m: RcbMeasurements) -> list[str]:

@@ -102,22 +102,27 @@ def test_md_escape_is_the_regex_escape(text):
 
 # --- the hook's WSGI entry (cds_service/app.py hook_wsgi) answers as the Flask route does -----------------------
 
-def _raw_call(app, body: bytes, *, chunked: bool = False, headers: dict | None = None, path: str | None = None):
-    """Call the WSGI app directly, with or without a Content-Length (without one the Flask route answers)."""
+def _hook_environ(body: bytes, **overrides) -> dict:
+    """The WSGI environ of a hook call with a Content-Length, as gunicorn passes it (it closes the response)."""
     import io
 
-    environ = {"REQUEST_METHOD": "POST", "PATH_INFO": path or "/cds-services/remission-status",
-               "SCRIPT_NAME": "", "QUERY_STRING": "", "SERVER_NAME": "127.0.0.1", "SERVER_PORT": "8080",
-               "SERVER_PROTOCOL": "HTTP/1.1", "wsgi.url_scheme": "http", "wsgi.input": io.BytesIO(body),
-               "wsgi.errors": io.StringIO(), "wsgi.multithread": False, "wsgi.multiprocess": True,
-               "wsgi.run_once": False, "wsgi.version": (1, 0), "CONTENT_TYPE": "application/json",
+    environ = {"REQUEST_METHOD": "POST", "PATH_INFO": "/cds-services/remission-status", "SCRIPT_NAME": "",
+               "QUERY_STRING": "", "SERVER_NAME": "127.0.0.1", "SERVER_PORT": "8080", "SERVER_PROTOCOL": "HTTP/1.1",
+               "wsgi.url_scheme": "http", "wsgi.input": io.BytesIO(body), "wsgi.errors": io.StringIO(),
+               "wsgi.multithread": False, "wsgi.multiprocess": True, "wsgi.run_once": False, "wsgi.version": (1, 0),
+               "CONTENT_TYPE": "application/json", "CONTENT_LENGTH": str(len(body)),
                "SERVER_SOFTWARE": "gunicorn/test"}
+    environ.update(overrides)
+    return environ
+
+
+def _raw_call(app, body: bytes, *, chunked: bool = False, headers: dict | None = None, path: str | None = None):
+    """Call the WSGI app directly, with or without a Content-Length (without one the Flask route answers)."""
+    environ = _hook_environ(body, PATH_INFO=path or "/cds-services/remission-status", **(headers or {}))
     if chunked:
+        del environ["CONTENT_LENGTH"]
         environ["wsgi.input_terminated"] = True
         environ["HTTP_TRANSFER_ENCODING"] = "chunked"
-    else:
-        environ["CONTENT_LENGTH"] = str(len(body))
-    environ.update(headers or {})
     seen = {}
 
     def start_response(status, hdrs, exc_info=None):
@@ -202,11 +207,7 @@ def test_direct_entry_books_the_call_once_the_response_is_closed(app, gc_on, cap
         return metrics.CARDS.labels("RECIST 1.1", "PR")._value.get()
 
     body = build_body(100)
-    environ = {"REQUEST_METHOD": "POST", "PATH_INFO": "/cds-services/remission-status", "SCRIPT_NAME": "",
-               "QUERY_STRING": "", "SERVER_NAME": "127.0.0.1", "SERVER_PORT": "8080", "SERVER_PROTOCOL": "HTTP/1.1",
-               "wsgi.url_scheme": "http", "wsgi.input": io.BytesIO(body), "wsgi.errors": io.StringIO(),
-               "CONTENT_TYPE": "application/json", "CONTENT_LENGTH": str(len(body)),
-               "SERVER_SOFTWARE": "gunicorn/test"}
+    environ = _hook_environ(body)
     capsys.readouterr()
     before, cards_before = count(), cards_count()
     it = app(environ, lambda status, headers, exc_info=None: None)
@@ -230,17 +231,13 @@ def test_direct_entry_books_the_call_once_the_response_is_closed(app, gc_on, cap
 
 def test_the_root_url_for_the_smart_link_follows_the_host(app):
     """The SMART link's root URL (no public_url configured) is computed per scheme and host, not once."""
-    import io
+    import orjson
 
     body = build_body(100)
     links = []
     for host in ("a.example.org", "b.example.org:8443"):
-        environ = {"REQUEST_METHOD": "POST", "PATH_INFO": "/cds-services/remission-status", "SCRIPT_NAME": "",
-                   "QUERY_STRING": "", "SERVER_NAME": "127.0.0.1", "SERVER_PORT": "8080", "HTTP_HOST": host,
-                   "SERVER_PROTOCOL": "HTTP/1.1", "wsgi.url_scheme": "https", "wsgi.input": io.BytesIO(body),
-                   "wsgi.errors": io.StringIO(), "CONTENT_TYPE": "application/json",
-                   "CONTENT_LENGTH": str(len(body))}
-        import orjson
+        environ = _hook_environ(body, HTTP_HOST=host, **{"wsgi.url_scheme": "https"})
+        del environ["SERVER_SOFTWARE"]  # a caller that does not close: the answer is complete on return
         out = orjson.loads(b"".join(app(environ, lambda *a: None)))
         links.append([link["url"] for c in out["cards"] for link in c.get("links", []) if link["type"] == "smart"])
     assert links[0] and links[1]
@@ -249,8 +246,6 @@ def test_the_root_url_for_the_smart_link_follows_the_host(app):
 
 def test_a_failing_metric_never_reaches_the_server_and_the_call_is_still_logged(app, gc_on, capsys, monkeypatch):
     """Book-keeping runs from the server's close(): a failure there is logged by its type, the rest still runs."""
-    import io
-
     from cds_service import metrics
 
     def boom(cards):
@@ -258,11 +253,7 @@ def test_a_failing_metric_never_reaches_the_server_and_the_call_is_still_logged(
 
     monkeypatch.setattr(metrics, "record_cards", boom)
     body = build_body(100)
-    environ = {"REQUEST_METHOD": "POST", "PATH_INFO": "/cds-services/remission-status", "SCRIPT_NAME": "",
-               "QUERY_STRING": "", "SERVER_NAME": "127.0.0.1", "SERVER_PORT": "8080", "SERVER_PROTOCOL": "HTTP/1.1",
-               "wsgi.url_scheme": "http", "wsgi.input": io.BytesIO(body), "wsgi.errors": io.StringIO(),
-               "CONTENT_TYPE": "application/json", "CONTENT_LENGTH": str(len(body)),
-               "SERVER_SOFTWARE": "gunicorn/test"}
+    environ = _hook_environ(body)
     capsys.readouterr()
     it = app(environ, lambda status, headers, exc_info=None: None)
     assert b"".join(it)
